@@ -1,0 +1,38 @@
+// swift-tools-version:6.0
+// mailmirror: Maildir <-> IMAP mirror and POP3 drain. No package dependencies by design:
+// system libraries come in through system-library targets (see DESIGN.md, "Hard constraints").
+import PackageDescription
+
+let package = Package(
+    name: "mailmirror",
+    products: [
+        .executable(name: "mailmirror", targets: ["mailmirror"]),
+    ],
+    dependencies: [],
+    targets: [
+        // C module maps and the few macros Swift cannot import.
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .target(name: "CSupport"),
+
+        // Process-wide plumbing: Dispatch executor, subprocesses, logging.
+        .target(name: "Support", dependencies: ["CSupport"]),
+        // Non-blocking TCP + TLS on Dispatch sources; knows no mail protocol.
+        .target(name: "Transport", dependencies: ["Support", "COpenSSL"]),
+        // TOML subset, the configuration model and its validation.
+        .target(name: "Config", dependencies: ["Support"]),
+        // IMAP protocol client.
+        .target(name: "IMAP", dependencies: ["Transport", "Support"]),
+        // POP3 protocol client.
+        .target(name: "POP3", dependencies: ["Transport", "Support"]),
+        // The command-line tool: argument parsing, commands, exit codes.
+        .executableTarget(name: "mailmirror", dependencies: ["Config", "Transport", "IMAP", "POP3", "Support"]),
+
+        // Test helpers: the real Dovecot fixture, subprocess running, temp dirs.
+        .target(name: "TestSupport", dependencies: ["Support"], path: "Tests/TestSupport"),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "IMAP", "POP3", "TestSupport"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "mailmirror"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

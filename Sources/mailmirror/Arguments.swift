@@ -1,0 +1,92 @@
+/// A command line that cannot be run; the message says what to type instead (exit 2).
+struct UsageError: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+/// The parsed command line: one command and its options (DESIGN.md, "Command line").
+struct Arguments {
+    enum Command: String, CaseIterable {
+        case sync, daemon, status, checkConfig = "check-config", initAccount = "init"
+    }
+
+    var command: Command
+    var configPath: String?
+    var force = false
+    var dryRun = false
+    var json = false
+    var connect = false
+    /// Accounts for `sync`, the address for `init`.
+    var positional: [String] = []
+
+    /// Options each command accepts.
+    static let allowed: [Command: Set<String>] = [
+        .sync: ["--config", "--force", "--dry-run"],
+        .daemon: ["--config"],
+        .status: ["--config", "--json"],
+        .checkConfig: ["--config", "--connect"],
+        .initAccount: ["--config"],
+    ]
+
+    init(command: Command, arguments: ArraySlice<String>) throws(UsageError) {
+        self.command = command
+        var rest = arguments
+        let allowed = Self.allowed[command] ?? []
+        while let arg = rest.popFirst() {
+            if arg == "--" { positional.append(contentsOf: rest); break }
+            if arg.hasPrefix("-") && arg != "-" {
+                var name = arg
+                var inlineValue: String?
+                if let eq = arg.firstIndex(of: "="), arg.hasPrefix("--") {
+                    name = String(arg[..<eq])
+                    inlineValue = String(arg[arg.index(after: eq)...])
+                }
+                guard allowed.contains(name) else {
+                    throw UsageError(message: "mailmirror \(command.rawValue): unknown option \(name); it takes \(allowed.sorted().joined(separator: ", ")) (see mailmirror --help)")
+                }
+                switch name {
+                case "--config":
+                    guard let value = inlineValue ?? rest.popFirst(), !value.isEmpty else {
+                        throw UsageError(message: "mailmirror \(command.rawValue): --config needs a path, e.g. --config ~/.config/mailmirror/config.toml")
+                    }
+                    configPath = value
+                case "--force": force = true
+                case "--dry-run": dryRun = true
+                case "--json": json = true
+                case "--connect": connect = true
+                default: break
+                }
+            } else {
+                positional.append(arg)
+            }
+        }
+        switch command {
+        case .sync: break
+        case .initAccount:
+            guard positional.count == 1, positional[0].contains("@") else {
+                throw UsageError(message: "mailmirror init: give one email address, e.g. mailmirror init you@example.com")
+            }
+        default:
+            if let extra = positional.first {
+                throw UsageError(message: "mailmirror \(command.rawValue): unexpected argument \"\(extra)\" (see mailmirror --help)")
+            }
+        }
+    }
+}
+
+let usageText = """
+mailmirror — keep Maildir folders and IMAP folders identical, or drain POP3 into a Maildir
+
+Usage:
+  mailmirror sync   [--config PATH] [--force] [--dry-run] [ACCOUNT...]   one pass, then exit
+  mailmirror daemon [--config PATH]                                      run until SIGTERM
+  mailmirror status [--config PATH] [--json]                             per account/folder state
+  mailmirror check-config [--config PATH] [--connect]                    validate and print the resolved config;
+                                                                         --connect: reach each account's server
+  mailmirror init EMAIL [--config PATH]                                  write an account from the address
+  mailmirror --help | --version
+
+The default config is $XDG_CONFIG_HOME/mailmirror/config.toml (~/.config/mailmirror/config.toml).
+Exit codes: 0 all done; 1 some account or folder failed; 2 usage or configuration error.
+
+"""

@@ -1,0 +1,64 @@
+import Config
+import IMAP
+import POP3
+import Support
+import Transport
+
+/// `mailmirror check-config [--config PATH] [--connect]`.
+enum CheckConfigCommand {
+    static func run(_ args: Arguments, configuration config: Configuration) async -> Int32 {
+        StandardStream.output.write(config.renderResolved())
+        guard args.connect else { return 0 }
+        // Accounts are probed in parallel; lines are printed in configuration order.
+        let results = await withTaskGroup(of: (Int, String, Bool).self) { group in
+            for (index, account) in config.accounts.enumerated() {
+                group.addTask {
+                    let (line, ok) = await probe(account)
+                    return (index, line, ok)
+                }
+            }
+            var collected: [(Int, String, Bool)] = []
+            for await result in group { collected.append(result) }
+            return collected.sorted { $0.0 < $1.0 }
+        }
+        for (_, line, _) in results { StandardStream.output.write(line + "\n") }
+        return results.allSatisfy { $0.2 } ? 0 : 1
+    }
+
+    /// One line for one account: `work: ok, imaps host:993, TLSv1.3, IMAP4rev1 IDLE …`.
+    static func probe(_ account: AccountConfiguration) async -> (String, Bool) {
+        let security = account.connectionSecurity
+        let endpoint = "\(account.host):\(account.port)"
+        do {
+            switch account.protocol {
+            case .imap:
+                let result = try await IMAPGreetingProbe.run(host: account.host, port: account.port, security: security)
+                let tls = await result.connection.tlsVersion ?? "no TLS"
+                await result.connection.close()
+                let scheme = account.tls == .implicit ? "imaps" : account.tls == .starttls ? "imap+starttls" : "imap"
+                return ("\(account.name): ok, \(scheme) \(endpoint), \(tls), \(result.capabilities.joined(separator: " "))", true)
+            case .pop3:
+                let result = try await POP3GreetingProbe.run(host: account.host, port: account.port, security: security)
+                let tls = await result.connection.tlsVersion ?? "no TLS"
+                await result.connection.close()
+                let scheme = account.tls == .implicit ? "pop3s" : account.tls == .starttls ? "pop3+stls" : "pop3"
+                let caps = result.capabilities.map { $0.split(separator: " ").first.map(String.init) ?? $0 }
+                return ("\(account.name): ok, \(scheme) \(endpoint), \(tls), \(caps.joined(separator: " "))", true)
+            }
+        } catch {
+            return ("\(account.name): failed, \(error)", false)
+        }
+    }
+}
+
+extension AccountConfiguration {
+    /// How to secure connections to this account's server.
+    var connectionSecurity: ConnectionSecurity {
+        let tls = TLSClientConfiguration(verifyName: host, caFile: caFile)
+        switch self.tls {
+        case .implicit: return .implicitTLS(tls)
+        case .starttls: return .startTLS(tls)
+        case .none: return .plain
+        }
+    }
+}
