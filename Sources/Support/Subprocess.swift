@@ -36,16 +36,11 @@ public struct SubprocessError: Error, Sendable, CustomStringConvertible {
 /// group (so a timeout can end the whole pipeline it started), stdin from /dev/null, and
 /// captured stdout/stderr bounded by `outputLimit` bytes each.
 public enum Subprocess {
-    /// Where the blocking waits happen; never the Swift cooperative pool.
-    private static let queue = DispatchQueue(label: "mailmirror.subprocess", attributes: .concurrent)
-
     /// Runs `/bin/sh -c command`, killing its process group after `timeout` seconds.
     public static func runShell(_ command: String, timeout: Double,
                                 outputLimit: Int = 1 << 20) async throws -> SubprocessResult {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                continuation.resume(with: Result { try runShellBlocking(command, timeout: timeout, outputLimit: outputLimit) })
-            }
+        try await runBlocking(label: "mailmirror.subprocess") {
+            try runShellBlocking(command, timeout: timeout, outputLimit: outputLimit)
         }
     }
 

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Dispatch
+import Support
 
 /// One address a host name resolved to, ready for `connect(2)`.
 struct ResolvedAddress: @unchecked Sendable {
@@ -26,15 +27,9 @@ struct ResolvedAddress: @unchecked Sendable {
 /// Resolves host names with getaddrinfo(3) on a Dispatch queue (it blocks, so never on
 /// the cooperative pool).
 enum AddressResolver {
-    private static let queue = DispatchQueue(label: "mailmirror.resolver", attributes: .concurrent)
-
     /// Every TCP address of `host`, in the resolver's preferred order (IPv6 and IPv4).
     static func resolve(host: String, port: UInt16) async throws -> [ResolvedAddress] {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                continuation.resume(with: Result { try resolveBlocking(host: host, port: port) })
-            }
-        }
+        try await runBlocking(label: "mailmirror.resolver") { try resolveBlocking(host: host, port: port) }
     }
 
     static func resolveBlocking(host: String, port: UInt16) throws -> [ResolvedAddress] {

@@ -34,13 +34,12 @@ final class TLSContext: @unchecked Sendable {
         ERR_clear_error()
         if let caFile {
             guard SSL_CTX_load_verify_locations(ctx, caFile, nil) == 1 else {
+                // deinit frees ctx: every stored property is set, so a throwing init deinitialises.
                 let reason = opensslErrorString()
-                SSL_CTX_free(ctx)
                 throw TLSContextError(reason: "cannot load ca_file \"\(caFile)\" (\(reason)); it must be a readable PEM file of CA certificates")
             }
         } else if SSL_CTX_set_default_verify_paths(ctx) != 1 {
             let reason = opensslErrorString()
-            SSL_CTX_free(ctx)
             throw TLSContextError(reason: "cannot load the system CA store (\(reason)); install ca-certificates or set ca_file")
         }
     }

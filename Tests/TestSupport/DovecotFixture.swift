@@ -1,0 +1,157 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Support
+import Dispatch
+
+/// A private Dovecot started for this test process by `scripts/dovecot-fixture`, on free
+/// ports of 127.0.0.1, with its own CA; stopped by its pid when the process exits.
+///
+/// Tests share one instance and isolate themselves by user: `makeUser()` gives each test
+/// a fresh mailbox.
+public final class DovecotFixture: Sendable {
+    public let directory: String
+    public let caFile: String
+    public let imapPort: UInt16
+    public let imapsPort: UInt16
+    public let pop3Port: UInt16
+    public let pop3sPort: UInt16
+    public let pid: Int32
+    /// Always 127.0.0.1: nothing in the tests leaves the loopback interface.
+    public let host = "127.0.0.1"
+
+    /// Started once per test process, on first use.
+    private static let sharedStart = Task { try await start(compress: true) }
+
+    /// The instance of this process, started on first use. Async so that tests waiting for
+    /// it do not block the (two-thread) cooperative pool that other tests run on.
+    public static func shared() async throws -> DovecotFixture {
+        try await sharedStart.value
+    }
+
+    /// Starts a new instance on a Dispatch thread (it blocks for about a second).
+    public static func start(compress: Bool) async throws -> DovecotFixture {
+        try await runBlocking(label: "fixture.start") { try startBlocking(compress: compress) }
+    }
+
+    /// Starts a new instance (e.g. with different server options); stopped at exit too.
+    public static func startBlocking(compress: Bool) throws -> DovecotFixture {
+        cleanUpStaleFixtures()
+        var template = Array("/tmp/mailmirror-test-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw FixtureError(message: "mkdtemp failed: \(errno)") }
+        let dir = String(cString: made)
+        _ = writeFile("\(dir)/owner.pid", "\(getpid())\n")
+        let ports = try (0..<4).map { _ in try freePort() }
+        let script = repositoryRoot + "/scripts/dovecot-fixture"
+        let command = "\(script) start \(dir) \(ports[0]) \(ports[1]) \(ports[2]) \(ports[3])" + (compress ? "" : " --no-compress")
+        let result = try Subprocess.runShellBlocking(command, timeout: 60)
+        let out = String(decoding: result.standardOutput, as: UTF8.self)
+        guard result.succeeded else {
+            throw FixtureError(message: "could not start the test Dovecot: \(String(decoding: result.standardError, as: UTF8.self))")
+        }
+        var values: [String: String] = [:]
+        for line in out.split(separator: "\n") {
+            if let eq = line.firstIndex(of: "=") { values[String(line[..<eq])] = String(line[line.index(after: eq)...]) }
+        }
+        guard let pidText = values["pid"], let pid = Int32(pidText), let ca = values["ca"] else {
+            throw FixtureError(message: "unexpected fixture output: \(out)")
+        }
+        registerForStop(dir)
+        return DovecotFixture(directory: dir, caFile: ca, ports: ports, pid: pid)
+    }
+
+    private init(directory: String, caFile: String, ports: [UInt16], pid: Int32) {
+        self.directory = directory
+        self.caFile = caFile
+        self.imapPort = ports[0]
+        self.imapsPort = ports[1]
+        self.pop3Port = ports[2]
+        self.pop3sPort = ports[3]
+        self.pid = pid
+    }
+
+    /// A new user with an empty mailbox: (name, password).
+    public func makeUser(_ prefix: String = "user") throws -> (name: String, password: String) {
+        let name = "\(prefix)\(UInt32.random(in: 100000...999999))"
+        let password = "pw-\(name)"
+        let result = try Subprocess.runShellBlocking("\(repositoryRoot)/scripts/dovecot-fixture adduser \(directory) \(name) \(password)", timeout: 30)
+        guard result.succeeded else { throw FixtureError(message: "adduser failed") }
+        return (name, password)
+    }
+
+    /// Stops this instance now (it is also stopped at process exit).
+    public func stop() {
+        _ = try? Subprocess.runShellBlocking("\(repositoryRoot)/scripts/dovecot-fixture stop \(directory)", timeout: 30)
+    }
+}
+
+/// The fixture could not be set up.
+public struct FixtureError: Error, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The repository root, from this file's path (Tests/TestSupport/…).
+public let repositoryRoot: String = {
+    var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+    parts.removeLast(3)
+    return parts.joined(separator: "/")
+}()
+
+nonisolated(unsafe) private var directoriesToStop: [String] = []
+private let stopLock = NSLockLite()
+
+private func registerForStop(_ dir: String) {
+    stopLock.lock()
+    let first = directoriesToStop.isEmpty
+    directoriesToStop.append(dir)
+    stopLock.unlock()
+    if first {
+        atexit {
+            for dir in directoriesToStop {
+                _ = try? Subprocess.runShellBlocking("\(repositoryRoot)/scripts/dovecot-fixture stop \(dir)", timeout: 30)
+                _ = try? Subprocess.runShellBlocking("rm -rf '\(dir)'", timeout: 60)
+            }
+        }
+    }
+}
+
+/// Stops fixtures whose test process died without stopping them (a crash, a SIGKILL):
+/// each directory records its owner's pid; the Dovecot is ended by its own pid file.
+private func cleanUpStaleFixtures() {
+    guard let dir = opendir("/tmp") else { return }
+    defer { closedir(dir) }
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        guard name.hasPrefix("mailmirror-test-") else { continue }
+        let path = "/tmp/\(name)"
+        guard let owner = readFile("\(path)/owner.pid").flatMap({ Int32($0.split(separator: "\n").first ?? "") }) else { continue }
+        if owner == getpid() || kill(owner, 0) == 0 { continue }
+        _ = try? Subprocess.runShellBlocking("\(repositoryRoot)/scripts/dovecot-fixture stop \(path) && rm -rf '\(path)'", timeout: 30)
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+public func freePort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw FixtureError(message: "socket: \(errno)") }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard rc == 0 else { throw FixtureError(message: "bind: \(errno)") }
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return UInt16(bigEndian: addr.sin_port)
+}
+
+/// A small pthread mutex (Foundation's NSLock without Foundation).
+public final class NSLockLite: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    public init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    public func lock() { pthread_mutex_lock(&mutex) }
+    public func unlock() { pthread_mutex_unlock(&mutex) }
+}

@@ -1,0 +1,116 @@
+import Testing
+import Transport
+import IMAP
+import Support
+import TestSupport
+
+/// Failures that must be fast, bounded and say what happened.
+@Suite struct ConnectionFailureTests {
+    @Test func closedPortFailsFastWithRefused() async throws {
+        let port = try freePort()   // nothing listens there any more
+        let start = monotonicSeconds()
+        await #expect(throws: TransportError.connectionRefused(peer: "127.0.0.1:\(port)")) {
+            _ = try await Connection.connect(host: "127.0.0.1", port: port, connectTimeout: 10)
+        }
+        #expect(monotonicSeconds() - start < 2.0)
+    }
+
+    @Test func silentServerTimesOut() async throws {
+        let server = try SilentListener()
+        defer { server.stop() }
+        let start = monotonicSeconds()
+        let connection = try await Connection.connect(host: "127.0.0.1", port: server.port, connectTimeout: 5, ioTimeout: 1)
+        let error = await #expect(throws: TransportError.self) { _ = try await connection.readLine() }
+        let elapsed = monotonicSeconds() - start
+        guard case .timedOut(_, _, let seconds) = error else { Issue.record("got \(String(describing: error))"); return }
+        #expect(seconds == 1)
+        #expect(elapsed >= 0.9 && elapsed < 4)
+        #expect(error!.description.contains("not answering"))
+        await connection.close()
+    }
+
+    @Test func silentServerTimesOutDuringTLSHandshake() async throws {
+        let server = try SilentListener()
+        defer { server.stop() }
+        let start = monotonicSeconds()
+        let error = await #expect(throws: TransportError.self) {
+            _ = try await Connection.connect(host: "127.0.0.1", port: server.port,
+                                             tls: TLSClientConfiguration(verifyName: "127.0.0.1"), connectTimeout: 1.5)
+        }
+        guard case .timedOut = error else { Issue.record("got \(String(describing: error))"); return }
+        #expect(monotonicSeconds() - start < 5)
+    }
+
+    @Test func bytesAfterStartTLSOkAreRefused() async throws {
+        // The OK to STARTTLS and a forged untagged line arrive in one segment: the forged
+        // line would otherwise be read as if it had come over TLS (CVE-2011-0411 class).
+        let server = try ScriptedServer([
+            .send(Array("* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n".utf8)),
+            .readLine,
+            .send(Array("* CAPABILITY IMAP4rev1 STARTTLS\r\nP1 OK\r\n".utf8)),
+            .readLine,
+            .send(Array("P2 OK begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n".utf8)),
+        ])
+        defer { server.stop() }
+        await #expect(throws: TransportError.starttlsInjection(peer: "127.0.0.1:\(server.port)")) {
+            _ = try await IMAPGreetingProbe.run(host: "127.0.0.1", port: server.port,
+                                                security: .startTLS(TLSClientConfiguration(verifyName: "127.0.0.1")), ioTimeout: 5)
+        }
+    }
+
+    @Test func startTLSNotOfferedIsRefusedNotDowngraded() async throws {
+        let server = try ScriptedServer([
+            .send(Array("* OK hi\r\n".utf8)),
+            .readLine,
+            .send(Array("* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nP1 OK\r\n".utf8)),
+        ])
+        defer { server.stop() }
+        let error = await #expect(throws: IMAPProbeError.self) {
+            _ = try await IMAPGreetingProbe.run(host: "127.0.0.1", port: server.port,
+                                                security: .startTLS(TLSClientConfiguration(verifyName: "127.0.0.1")), ioTimeout: 5)
+        }
+        #expect(error?.description.contains("does not offer STARTTLS") == true)
+    }
+
+    @Test func overlongLineIsBounded() async throws {
+        let server = try ScriptedServer([.send(Array(repeating: UInt8(ascii: "x"), count: 300_000))])
+        defer { server.stop() }
+        let connection = try await Connection.connect(host: "127.0.0.1", port: server.port, ioTimeout: 5)
+        await #expect(throws: TransportError.lineTooLong(peer: "127.0.0.1:\(server.port)", limit: 65536)) {
+            _ = try await connection.readLine(maxLength: 65536)
+        }
+    }
+
+    @Test func closedByPeerIsReported() async throws {
+        let server = try ScriptedServer([.send(Array("partial".utf8)), .close])
+        defer { server.stop() }
+        let connection = try await Connection.connect(host: "127.0.0.1", port: server.port, ioTimeout: 5)
+        await #expect(throws: TransportError.closedByPeer(peer: "127.0.0.1:\(server.port)")) {
+            _ = try await connection.readLine()
+        }
+        await connection.close()
+    }
+
+    @Test func linesExactReadsAndStreamingChunks() async throws {
+        var payload = Array("line one\r\nline two\n".utf8)
+        payload += Array(repeating: UInt8(ascii: "a"), count: 10)
+        let big = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        payload += big
+        let server = try ScriptedServer([.send(payload), .close])
+        defer { server.stop() }
+        let c = try await Connection.connect(host: "127.0.0.1", port: server.port, ioTimeout: 5)
+        #expect(try await c.readLine() == Array("line one".utf8))
+        #expect(try await c.readLine() == Array("line two".utf8))
+        #expect(try await c.read(exactly: 10) == Array(repeating: UInt8(ascii: "a"), count: 10))
+        var received: [UInt8] = []
+        var largestChunk = 0
+        while received.count < big.count {
+            let chunk = try await c.readAvailable(maxCount: 32768)
+            largestChunk = max(largestChunk, chunk.count)
+            received += chunk
+        }
+        #expect(received == big)
+        #expect(largestChunk <= 32768)
+        await c.close()
+    }
+}
