@@ -88,13 +88,15 @@ private struct Parser {
             skipWhitespace()
             guard let c = peek else { break }
             switch c {
-            case UInt8(ascii: "#"): skipComment()
-            case 10: pos += 1; line += 1
-            case 13 where peek(1) == 10: pos += 2; line += 1
-            case UInt8(ascii: "["): try parseHeader()
-            default: try parseKeyValue(into: currentPath)
+            case UInt8(ascii: "#"), 10, 13:
+                try expectEndOfLine()   // blank or comment-only line
+            case UInt8(ascii: "["):
+                try parseHeader()
+                try expectEndOfLine()
+            default:
+                try parseKeyValue(into: currentPath)
+                try expectEndOfLine()
             }
-            try expectEndOfLine()
         }
         return root
     }
@@ -327,7 +329,7 @@ private struct Parser {
             else if c == UInt8(ascii: "#") { skipComment() }
             else { return }
         }
-        throw fail("the array opened on line \(openLine) is not closed with \(closing)")
+        throw TOMLError(line: openLine, message: "the array opened on this line is not closed with \(closing)")
     }
 
     mutating func parseInlineTable(depth: Int) throws(TOMLError) -> TOMLValue {
