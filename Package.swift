@@ -20,7 +20,11 @@ let package = Package(
         // Non-blocking TCP + TLS on Dispatch sources; knows no mail protocol.
         .target(name: "Transport", dependencies: ["Support", "COpenSSL"]),
         // TOML subset, the configuration model and its validation.
-        .target(name: "Config", dependencies: ["Support"]),
+        .target(name: "Config", dependencies: ["Support", "Maildir"]),
+        // Where mail lives on disk: layouts, delivery, flags, scans, inotify watching.
+        .target(name: "Maildir", dependencies: ["Support", "CSupport"]),
+        // What mailmirror remembers between runs: SQLite schema, journal, typed queries.
+        .target(name: "State", dependencies: ["Support", "CSQLite"]),
         // IMAP protocol client.
         .target(name: "IMAP", dependencies: ["Transport", "Support"]),
         // POP3 protocol client.
@@ -33,6 +37,8 @@ let package = Package(
         .testTarget(name: "TransportTests", dependencies: ["Transport", "IMAP", "POP3", "TestSupport"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "mailmirror"]),
+        .testTarget(name: "MaildirTests", dependencies: ["Maildir", "TestSupport"]),
+        .testTarget(name: "StateTests", dependencies: ["State", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

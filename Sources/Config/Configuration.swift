@@ -1,4 +1,5 @@
 import Support
+import Maildir
 
 /// The validated configuration of one config file: general settings and accounts, with
 /// every default applied and every path expanded.
@@ -35,10 +36,7 @@ public enum TLSMode: String, Sendable, CaseIterable { case implicit, starttls, n
 public enum AuthMechanism: String, Sendable, CaseIterable { case auto, plain, login, xoauth2, oauthbearer }
 
 /// `layout`: how folder names map to Maildir directories (DESIGN.md, "Maildir").
-public enum MaildirLayout: String, Sendable, CaseIterable {
-    case fs
-    case maildirPlusPlus = "maildir++"
-}
+public typealias MaildirLayout = Maildir.MaildirLayout
 
 /// `direction`: which side mailmirror may write.
 public enum SyncDirection: String, Sendable, CaseIterable { case both, pull, push }

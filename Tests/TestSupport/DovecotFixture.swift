@@ -122,7 +122,9 @@ private func cleanUpStaleFixtures() {
     guard let dir = opendir("/tmp") else { return }
     defer { closedir(dir) }
     while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        // Read the name in place: the record may be shorter than MemoryLayout<dirent>.size.
+        let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+        let name = String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
         guard name.hasPrefix("mailmirror-test-") else { continue }
         let path = "/tmp/\(name)"
         guard let owner = readFile("\(path)/owner.pid").flatMap({ Int32($0.split(separator: "\n").first ?? "") }) else { continue }

@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSupport
+
+/// A file-system operation on a Maildir failed; says which path and what to do.
+public struct MaildirError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// What was being done ("create folder", "deliver message", …).
+    public var operation: String
+    public var path: String
+    public var errno: Int32
+    /// Extra words, when errno alone does not say it.
+    public var detail: String?
+
+    public init(operation: String, path: String, errno: Int32, detail: String? = nil) {
+        self.operation = operation
+        self.path = path
+        self.errno = errno
+        self.detail = detail
+    }
+
+    public var description: String {
+        let reason = detail ?? String(cString: strerror(errno))
+        let hint: String
+        switch errno {
+        case ENOSPC, EDQUOT: hint = "; free some disk space and run again"
+        case EACCES, EPERM: hint = "; check the permissions of the Maildir"
+        case EROFS: hint = "; the file system is read-only"
+        default: hint = ""
+        }
+        return "\(operation) \(path): \(reason)\(hint)"
+    }
+
+    /// Whether trying again later may help (a full disk can be emptied; a missing file cannot reappear).
+    public var isRetryable: Bool { errno == ENOSPC || errno == EDQUOT || errno == EINTR || errno == EAGAIN || errno == EIO }
+}
+
+/// The name of a directory entry, read in place: the kernel's record can be shorter than
+/// `MemoryLayout<dirent>.size`, so copying `pointee.d_name` may read past the buffer.
+func direntName(_ entry: UnsafeMutablePointer<dirent>) -> UnsafeBufferPointer<UInt8> {
+    let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+    let start = (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: UInt8.self)
+    return UnsafeBufferPointer(start: start, count: strlen(UnsafeRawPointer(start).assumingMemoryBound(to: CChar.self)))
+}
+
+/// Thin, throwing wrappers over the POSIX calls the Maildir layer uses.
+enum FS {
+    static func mkdirIfMissing(_ path: String, mode: mode_t = 0o700, operation: String) throws(MaildirError) {
+        if mkdir(path, mode) != 0 && errno != EEXIST {
+            throw MaildirError(operation: operation, path: path, errno: errno)
+        }
+    }
+
+    /// Creates every missing directory of `path` below `root` (which must exist).
+    static func mkdirs(_ path: String, below root: String, operation: String) throws(MaildirError) {
+        guard path.hasPrefix(root) else { throw MaildirError(operation: operation, path: path, errno: EINVAL, detail: "outside the Maildir root") }
+        var current = root
+        for part in path.dropFirst(root.count).split(separator: "/") {
+            current += "/" + part
+            try mkdirIfMissing(current, operation: operation)
+        }
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    /// fsync of a directory, so renames and creations in it are durable.
+    static func syncDirectory(_ path: String, operation: String) throws(MaildirError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw MaildirError(operation: operation, path: path, errno: errno) }
+        defer { close(fd) }
+        if fsync(fd) != 0 { throw MaildirError(operation: operation, path: path, errno: errno) }
+    }
+
+    /// syncfs(2) of the file system holding `path`: one flush for a whole batch.
+    static func syncFileSystem(containing path: String, operation: String) throws(MaildirError) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw MaildirError(operation: operation, path: path, errno: errno) }
+        defer { close(fd) }
+        if csupport_syncfs(fd) != 0 { throw MaildirError(operation: operation, path: path, errno: errno) }
+    }
+
+    /// Names in a directory (without . and ..), as raw bytes; nil when it cannot be opened.
+    static func entries(_ path: String) -> [(name: [UInt8], isDirectory: Bool?)]? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var result: [(name: [UInt8], isDirectory: Bool?)] = []
+        while let entry = readdir(dir) {
+            let name = Array(direntName(entry))
+            if name == [46] || name == [46, 46] { continue }
+            let type = entry.pointee.d_type
+            let isDir: Bool? = type == UInt8(DT_DIR) ? true : (type == UInt8(DT_UNKNOWN) || type == UInt8(DT_LNK) ? nil : false)
+            result.append((name, isDir))
+        }
+        return result
+    }
+}

@@ -1,0 +1,43 @@
+/// Converts the network's CRLF line endings to the Maildir's LF, chunk by chunk.
+///
+/// A CR that ends one chunk is held back until the next chunk shows whether an LF follows,
+/// so the result does not depend on where the network split the data. A CR not followed
+/// by LF is kept (invariant 5: the bytes are the server's, only CRLF becomes LF).
+public struct CRLFToLFConverter: Sendable {
+    private var pendingCR = false
+
+    public init() {}
+
+    /// The converted bytes of `chunk`.
+    public mutating func convert<C: Collection>(_ chunk: C) -> [UInt8] where C.Element == UInt8 {
+        var out: [UInt8] = []
+        out.reserveCapacity(chunk.count + 1)
+        for b in chunk {
+            if pendingCR {
+                pendingCR = false
+                if b != 10 { out.append(13) }
+            }
+            if b == 13 { pendingCR = true } else { out.append(b) }
+        }
+        return out
+    }
+
+    /// What is still held back at the end of the data (a final lone CR).
+    public mutating func finish() -> [UInt8] {
+        defer { pendingCR = false }
+        return pendingCR ? [13] : []
+    }
+}
+
+/// The size a Maildir file has on the wire: one extra byte (CR) for every LF not already
+/// preceded by a CR. This is what a server reports as RFC822.SIZE for the same message.
+public func crlfSize<C: Collection>(of bytes: C) -> Int64 where C.Element == UInt8 {
+    var size = Int64(0)
+    var previous: UInt8 = 0
+    for b in bytes {
+        if b == 10 && previous != 13 { size += 1 }
+        size += 1
+        previous = b
+    }
+    return size
+}

@@ -1,0 +1,115 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One message file found by a scan.
+public struct MaildirMessage: Sendable, Hashable {
+    /// The identity: the file name before `:2,`.
+    public var baseName: String
+    public var flags: MessageFlags
+    public var subdirectory: MaildirSubdirectory
+    /// The name in `subdirectory`, as it is on disk now.
+    public var fileName: String
+    /// Bytes on disk (LF line endings), from `,S=` when the name has it, else from stat.
+    public var size: Int64
+
+    /// The path relative to the folder: `cur/NAME` or `new/NAME`.
+    public var relativePath: String { subdirectory.rawValue + "/" + fileName }
+}
+
+/// What a scan found in a folder.
+public struct MaildirScan: Sendable {
+    public var messages: [MaildirMessage]
+    /// Files whose names are not UTF-8 (left alone and reported, never guessed at).
+    public var skippedNames: Int
+    /// Stale files removed from `tmp/` (older than 36 hours, per the Maildir spec).
+    public var removedStaleTemporaryFiles: Int
+}
+
+/// One Maildir folder (a directory with `cur/`, `new/` and `tmp/`).
+public struct MaildirFolder: Sendable, Hashable {
+    /// The folder name (components, unescaped).
+    public let name: [String]
+    /// The folder's directory.
+    public let path: String
+
+    public init(name: [String], path: String) {
+        self.name = name
+        self.path = path
+    }
+
+    /// Whether the directory exists with `cur/` and `new/`.
+    public var exists: Bool { FS.isDirectory(path + "/cur") && FS.isDirectory(path + "/new") }
+
+    /// Lists every message in `cur/` and `new/`, and removes `tmp/` files older than 36 h.
+    public func scan(now: time_t = time(nil)) throws(MaildirError) -> MaildirScan {
+        var messages: [MaildirMessage] = []
+        var skipped = 0
+        messages.reserveCapacity(1024)
+        for sub in [MaildirSubdirectory.cur, .new] {
+            let dirPath = path + "/" + sub.rawValue
+            guard let dir = opendir(dirPath) else { throw MaildirError(operation: "scan folder", path: dirPath, errno: errno) }
+            defer { closedir(dir) }
+            let fd = dirfd(dir)
+            while let entry = readdir(dir) {
+                let type = entry.pointee.d_type
+                if type == UInt8(DT_DIR) { continue }
+                let nameBytes = direntName(entry)
+                if nameBytes.first == UInt8(ascii: ".") { continue }   // ., .., and dot-files
+                guard let name = String(validating: nameBytes, as: UTF8.self) else { skipped += 1; continue }
+                let parsed = MessageFileName(parsing: name)
+                var size = parsed.recordedSize
+                if size == nil || type != UInt8(DT_REG) {
+                    var st = stat()
+                    guard fstatat(fd, name, &st, Int32(AT_SYMLINK_NOFOLLOW)) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+                    size = size ?? Int64(st.st_size)
+                }
+                messages.append(MaildirMessage(baseName: parsed.baseName, flags: parsed.flags, subdirectory: sub,
+                                               fileName: name, size: size!))
+            }
+        }
+        let removed = removeStaleTemporaryFiles(now: now)
+        return MaildirScan(messages: messages, skippedNames: skipped, removedStaleTemporaryFiles: removed)
+    }
+
+    /// Deletes files in `tmp/` not modified for 36 hours (a crashed delivery's leftovers).
+    @discardableResult
+    public func removeStaleTemporaryFiles(now: time_t = time(nil)) -> Int {
+        let tmp = path + "/tmp"
+        guard let entries = FS.entries(tmp) else { return 0 }
+        var removed = 0
+        for entry in entries where entry.isDirectory != true {
+            let full = tmp + "/" + String(decoding: entry.name, as: UTF8.self)
+            var st = stat()
+            guard lstat(full, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            if now - st.st_mtim.tv_sec > 36 * 3600, unlink(full) == 0 { removed += 1 }
+        }
+        return removed
+    }
+
+    /// Gives `message` the flags `flags` with one rename into `cur/` (a message with flags
+    /// never stays in `new/`). Returns the message as it is afterwards.
+    /// - Throws: ENOENT when a reader renamed or removed the file meanwhile (rescan, then retry).
+    public func setFlags(_ message: MaildirMessage, to flags: MessageFlags) throws(MaildirError) -> MaildirMessage {
+        let target = message.subdirectory == .new && flags.isEmpty ? MaildirSubdirectory.new : .cur
+        let newName = MessageFileName.fileName(baseName: message.baseName, flags: flags, in: target)
+        if target == message.subdirectory && newName == message.fileName { return message }
+        let from = path + "/" + message.relativePath
+        let to = path + "/" + target.rawValue + "/" + newName
+        if rename(from, to) != 0 { throw MaildirError(operation: "set flags of", path: from, errno: errno) }
+        var updated = message
+        updated.flags = flags
+        updated.subdirectory = target
+        updated.fileName = newName
+        return updated
+    }
+
+    /// Removes a message file (a deletion carried over from the server).
+    public func remove(_ message: MaildirMessage) throws(MaildirError) {
+        let file = path + "/" + message.relativePath
+        if unlink(file) != 0 && errno != ENOENT { throw MaildirError(operation: "remove message", path: file, errno: errno) }
+    }
+
+    /// The full path of a message file.
+    public func filePath(of message: MaildirMessage) -> String { path + "/" + message.relativePath }
+}

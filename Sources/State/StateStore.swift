@@ -1,0 +1,1 @@
+// State layer: see StateStore.swift

@@ -1,0 +1,80 @@
+import Testing
+@testable import Maildir
+
+@Suite struct LayoutTests {
+    @Test(arguments: [
+        (["INBOX"], "INBOX", ""),
+        (["Archive", "2024"], "Archive/2024", ".Archive.2024"),
+        (["INBOX", "child"], "INBOX/child", ".INBOX.child"),
+        (["Entwürfe"], "Entwürfe", ".Entwürfe"),
+        (["Отправленные"], "Отправленные", ".Отправленные"),
+        (["with space", "a&b"], "with space/a&b", ".with space.a&b"),
+        (["v1.2"], "v1.2", ".v1%2E2"),
+        ([".hidden"], "%2Ehidden", ".%2Ehidden"),
+        (["."], "%2E", ".%2E"),
+        ([".."], "%2E%2E", ".%2E%2E"),
+        ([""], "%", ".%"),
+        (["a/b"], "a%2Fb", ".a%2Fb"),
+        (["100%"], "100%25", ".100%25"),
+        (["nul\u{0}x"], "nul%00x", ".nul%00x"),
+        (["tab\tnl\n"], "tab%09nl%0A", ".tab%09nl%0A"),
+        (["del\u{7F}"], "del%7F", ".del%7F"),
+        (["cur"], "%63ur", ".%63ur"),
+        (["Archive", "new"], "Archive/%6Eew", ".Archive.%6Eew"),
+        (["tmp", "x"], "%74mp/x", ".%74mp.x"),
+        (["a.", "b"], "a./b", ".a%2E.b"),
+    ])
+    func mapping(folder: [String], fs: String, maildirPlusPlus: String) {
+        #expect(MaildirLayout.fs.relativePath(for: folder) == fs)
+        #expect(MaildirLayout.maildirPlusPlus.relativePath(for: folder) == maildirPlusPlus)
+        #expect(MaildirLayout.fs.folder(forRelativePath: fs) == folder)
+        #expect(MaildirLayout.maildirPlusPlus.folder(forRelativePath: maildirPlusPlus) == folder)
+    }
+
+    @Test(arguments: ["..", ".", "a/../b", ".notmuch", "cur", "x%", "x%zz", "x%2", "%2", "a/./b", "a//b", "tab\tx"])
+    func foreignFSPathsAreNotFolders(path: String) {
+        #expect(MaildirLayout.fs.folder(forRelativePath: path) == nil)
+    }
+
+    @Test(arguments: ["notdotted", ".a/b", ".a..b%", "..", ".x%G0"])
+    func foreignMaildirPlusPlusPathsAreNotFolders(path: String) {
+        #expect(MaildirLayout.maildirPlusPlus.folder(forRelativePath: path) == nil)
+    }
+
+    /// Random names, including every ASCII byte: escaping round-trips and never yields a
+    /// component that the file system would interpret (., .., /, NUL).
+    @Test func randomNamesRoundTripAndStaySafe() {
+        var rng = SplitMix(seed: 42)
+        let alphabet: [Character] = (0..<128).map { Character(Unicode.Scalar(UInt8($0))) } + ["ü", "é", "Ж", "日", "😀"]
+        for _ in 0..<5000 {
+            let depth = Int(rng.next() % 3) + 1
+            let folder: [String] = (0..<depth).map { _ in
+                String((0..<Int(rng.next() % 6)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })
+            }
+            for layout in MaildirLayout.allCases {
+                let path = layout.relativePath(for: folder)
+                if !(layout == .maildirPlusPlus && folder == ["INBOX"]) {
+                    for part in path.split(separator: "/", omittingEmptySubsequences: false) {
+                        #expect(part != "." && part != ".." && !part.isEmpty, "\(folder) -> \(path)")
+                        #expect(!part.utf8.contains(0))
+                    }
+                }
+                if layout == .maildirPlusPlus { #expect(!path.contains("/")) }
+                #expect(layout.folder(forRelativePath: path) == folder, "\(layout) \(folder) -> \(path)")
+            }
+        }
+    }
+}
+
+/// A small deterministic generator for property tests.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
