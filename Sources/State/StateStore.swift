@@ -1,1 +1,291 @@
-// State layer: see StateStore.swift
+#if canImport(Glibc)
+import Glibc
+#endif
+import Support
+
+/// The state database (`state.sqlite3` in `state_dir`): accounts, folders, message pairs,
+/// the journal of pending work, and POP3 UIDLs — behind a typed API.
+///
+/// One `StateStore` is one SQLite connection; use it from one queue or actor at a time.
+/// WAL mode with `synchronous=NORMAL`, switched to `FULL` for `Durability.full`
+/// transactions (see `Durability` for which commits need it). A damaged file or one from a
+/// newer mailmirror is an error naming the file, never a silent reset.
+public final class StateStore {
+    /// The database file.
+    public let path: String
+    let db: Database
+
+    /// The file name inside `state_dir`.
+    public static let fileName = "state.sqlite3"
+
+    /// Opens (creating with mode 0700/0600 when missing) `directory/state.sqlite3`.
+    public static func open(directory: String) throws(StateError) -> StateStore {
+        try makeDirectory(directory)
+        return try StateStore(path: directory + "/" + fileName)
+    }
+
+    /// Opens the database at `path`, creating it (mode 0600) and migrating it as needed.
+    public init(path: String) throws(StateError) {
+        self.path = path
+        // Create the file ourselves so it is 0600 from the first byte; SQLite gives its
+        // -wal and -shm files the same mode.
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StateError.cannotOpen(path: path, detail: String(cString: strerror(errno))) }
+        close(fd)
+        db = try Database(path: path)
+        try configure()
+        try migrate()
+    }
+
+    private static func makeDirectory(_ directory: String) throws(StateError) {
+        var current = directory.hasPrefix("/") ? "" : "."
+        for part in directory.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o700) != 0 && errno != EEXIST {
+                throw StateError.cannotOpen(path: directory, detail: String(cString: strerror(errno)))
+            }
+        }
+    }
+
+    private func configure() throws(StateError) {
+        // The first read of the header is where a non-database file shows.
+        var version = 0
+        try db.query("PRAGMA user_version") { row in version = Int(row.int(0)) }
+        if version > Schema.currentVersion {
+            throw StateError.newerSchema(path: path, found: version, known: Schema.currentVersion)
+        }
+        try db.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+    }
+
+    private func migrate() throws(StateError) {
+        var version = 0
+        try db.query("PRAGMA user_version") { row in version = Int(row.int(0)) }
+        while version < Schema.currentVersion {
+            let next = version + 1
+            do {
+                try db.transaction {
+                    try db.execute(Schema.migrations[version])
+                    try db.execute("PRAGMA user_version = \(next)")
+                }
+            } catch let error as StateError {
+                throw error
+            } catch {
+                throw StateError.sqlite(path: path, code: -1, message: "\(error)", statement: "migration \(next)")
+            }
+            version = next
+        }
+    }
+
+    /// The schema version of the file.
+    public func schemaVersion() throws(StateError) -> Int {
+        var version = 0
+        try db.query("PRAGMA user_version") { row in version = Int(row.int(0)) }
+        return version
+    }
+
+    /// Runs `body` in one write transaction: everything or nothing. A throw rolls back.
+    /// With `.full`, the commit is on disk before this returns.
+    public func transaction<T>(durability: Durability = .normal, _ body: () throws -> T) throws -> T {
+        if durability == .full { try db.execute("PRAGMA synchronous = FULL") }
+        defer { if durability == .full { try? db.execute("PRAGMA synchronous = NORMAL") } }
+        return try db.transaction(body)
+    }
+
+    // MARK: - Accounts
+
+    /// The id of the account called `name`, created on first use.
+    public func account(named name: String, protocol proto: String) throws(StateError) -> AccountID {
+        try db.run("INSERT INTO accounts (name, protocol) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", .text(name), .text(proto))
+        var id: Int64 = 0
+        try db.query("SELECT id FROM accounts WHERE name = ?", .text(name)) { row in id = row.int(0) }
+        return AccountID(rawValue: id)
+    }
+
+    /// Records the outcome of an account's pass: the time it completed, or the error.
+    public func recordAccountPass(_ account: AccountID, completedAt: Int64?, error: String?) throws(StateError) {
+        if let completedAt {
+            try db.run("UPDATE accounts SET last_sync = ?, last_error = NULL WHERE id = ?", .integer(completedAt), .integer(account.rawValue))
+        } else {
+            try db.run("UPDATE accounts SET last_error = ? WHERE id = ?", .optional(error), .integer(account.rawValue))
+        }
+    }
+
+    // MARK: - Folders
+
+    private static let folderColumns = "id, account_id, remote_name, local_name, uidvalidity, uidnext, highestmodseq, local_marker, last_sync, last_error"
+
+    private func folderRecord(_ row: Row) -> FolderRecord {
+        FolderRecord(id: FolderID(rawValue: row.int(0)), account: AccountID(rawValue: row.int(1)),
+                     remoteName: row.blob(2), localName: row.text(3),
+                     uidValidity: row.optionalInt(4).map { UIDValidity(UInt32(truncatingIfNeeded: $0)) },
+                     uidNext: row.optionalInt(5).map { UID(UInt32(truncatingIfNeeded: $0)) },
+                     highestModSeq: row.optionalInt(6).map { ModSeq(UInt64(bitPattern: $0)) },
+                     localMarker: row.optionalText(7), lastSync: row.optionalInt(8), lastError: row.optionalText(9))
+    }
+
+    /// Every folder of an account.
+    public func folders(of account: AccountID) throws(StateError) -> [FolderRecord] {
+        var result: [FolderRecord] = []
+        try db.query("SELECT \(Self.folderColumns) FROM folders WHERE account_id = ? ORDER BY id", .integer(account.rawValue)) { row in
+            result.append(folderRecord(row))
+        }
+        return result
+    }
+
+    /// The folder with that remote name, created (with no sync state) on first use.
+    public func folder(of account: AccountID, remoteName: [UInt8], localName: String) throws(StateError) -> FolderRecord {
+        try db.run("INSERT INTO folders (account_id, remote_name, local_name) VALUES (?, ?, ?) ON CONFLICT (account_id, remote_name) DO NOTHING",
+                   .integer(account.rawValue), .blob(remoteName), .text(localName))
+        var record: FolderRecord?
+        try db.query("SELECT \(Self.folderColumns) FROM folders WHERE account_id = ? AND remote_name = ?",
+                     .integer(account.rawValue), .blob(remoteName)) { row in record = folderRecord(row) }
+        return record!
+    }
+
+    /// Stores what a pass learned of a folder.
+    public func updateFolder(_ record: FolderRecord) throws(StateError) {
+        try db.run("""
+            UPDATE folders SET remote_name = ?, local_name = ?, uidvalidity = ?, uidnext = ?, highestmodseq = ?,
+                local_marker = ?, last_sync = ?, last_error = ? WHERE id = ?
+            """, bindings: [.blob(record.remoteName), .text(record.localName),
+                            .optional(record.uidValidity.map { Int64($0.rawValue) }), .optional(record.uidNext.map { Int64($0.rawValue) }),
+                            .optional(record.highestModSeq.map { Int64(bitPattern: $0.rawValue) }), .optional(record.localMarker),
+                            .optional(record.lastSync), .optional(record.lastError), .integer(record.id.rawValue)])
+    }
+
+    /// Forgets a folder and its pairs and journal entries.
+    public func deleteFolder(_ id: FolderID) throws(StateError) {
+        try db.run("DELETE FROM folders WHERE id = ?", .integer(id.rawValue))
+    }
+
+    // MARK: - Pairs
+
+    private func pair(_ row: Row) -> MessagePair {
+        MessagePair(id: row.int(0), folder: FolderID(rawValue: row.int(1)),
+                    uid: row.optionalInt(2).map { UID(UInt32(truncatingIfNeeded: $0)) }, localName: row.optionalText(3),
+                    flags: row.text(4), size: row.optionalInt(5), messageID: row.optionalBlob(6), internalDate: row.optionalInt(7))
+    }
+
+    /// Every pair of a folder, in UID order (pairs without UID last).
+    public func pairs(in folder: FolderID) throws(StateError) -> [MessagePair] {
+        var result: [MessagePair] = []
+        try db.query("SELECT id, folder_id, uid, local_name, flags, size, message_id, internal_date FROM pairs WHERE folder_id = ? ORDER BY uid IS NULL, uid",
+                     .integer(folder.rawValue)) { row in result.append(pair(row)) }
+        return result
+    }
+
+    /// Inserts pairs; returns them with their row ids.
+    @discardableResult
+    public func insertPairs(_ pairs: [MessagePair]) throws(StateError) -> [MessagePair] {
+        var inserted: [MessagePair] = []
+        inserted.reserveCapacity(pairs.count)
+        for var p in pairs {
+            try db.run("INSERT INTO pairs (folder_id, uid, local_name, flags, size, message_id, internal_date) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       bindings: [.integer(p.folder.rawValue), .optional(p.uid.map { Int64($0.rawValue) }), .optional(p.localName),
+                                  .text(p.flags), .optional(p.size), .optional(p.messageID), .optional(p.internalDate)])
+            p.id = db.lastInsertRowID
+            inserted.append(p)
+        }
+        return inserted
+    }
+
+    /// Rewrites a pair (by row id): its UID, local name and agreed flags.
+    public func updatePair(_ p: MessagePair) throws(StateError) {
+        guard let id = p.id else { return }
+        try db.run("UPDATE pairs SET uid = ?, local_name = ?, flags = ?, size = ?, message_id = ?, internal_date = ?, folder_id = ? WHERE id = ?",
+                   bindings: [.optional(p.uid.map { Int64($0.rawValue) }), .optional(p.localName), .text(p.flags), .optional(p.size),
+                              .optional(p.messageID), .optional(p.internalDate), .integer(p.folder.rawValue), .integer(id)])
+    }
+
+    /// Removes pairs by row id.
+    public func deletePairs(ids: [Int64]) throws(StateError) {
+        for id in ids { try db.run("DELETE FROM pairs WHERE id = ?", .integer(id)) }
+    }
+
+    /// Number of pairs in a folder.
+    public func pairCount(in folder: FolderID) throws(StateError) -> Int {
+        var count = 0
+        try db.query("SELECT count(*) FROM pairs WHERE folder_id = ?", .integer(folder.rawValue)) { row in count = Int(row.int(0)) }
+        return count
+    }
+
+    // MARK: - Journal
+
+    /// Records work before it is done; returns the entry's id.
+    @discardableResult
+    public func addJournalEntry(_ entry: JournalEntry) throws(StateError) -> JournalID {
+        try db.run("""
+            INSERT INTO journal (account_id, folder_id, kind, uid, local_name, token, uidnext_before, flags, target_folder_id, detail, created)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, bindings: [.integer(entry.account.rawValue), .optional(entry.folder?.rawValue), .text(entry.kind.rawValue),
+                            .optional(entry.uid.map { Int64($0.rawValue) }), .optional(entry.localName), .optional(entry.token),
+                            .optional(entry.uidNextBefore.map { Int64($0.rawValue) }), .optional(entry.flags),
+                            .optional(entry.targetFolder?.rawValue), .optional(entry.detail), .integer(entry.created)])
+        return JournalID(rawValue: db.lastInsertRowID)
+    }
+
+    /// Removes a journal entry once its result is recorded.
+    public func resolveJournalEntry(_ id: JournalID) throws(StateError) {
+        try db.run("DELETE FROM journal WHERE id = ?", .integer(id.rawValue))
+    }
+
+    /// Pending entries of an account, oldest first: what recovery resolves before planning.
+    public func pendingJournalEntries(of account: AccountID) throws(StateError) -> [JournalEntry] {
+        var result: [JournalEntry] = []
+        try db.query("""
+            SELECT id, account_id, folder_id, kind, uid, local_name, token, uidnext_before, flags, target_folder_id, detail, created
+            FROM journal WHERE account_id = ? ORDER BY id
+            """, .integer(account.rawValue)) { row throws(StateError) in
+            guard let kind = JournalKind(rawValue: row.text(3)) else {
+                throw StateError.corrupt(path: path, detail: "unknown journal entry kind \"\(row.text(3))\"")
+            }
+            result.append(JournalEntry(id: JournalID(rawValue: row.int(0)), account: AccountID(rawValue: row.int(1)),
+                                       folder: row.optionalInt(2).map(FolderID.init(rawValue:)), kind: kind,
+                                       uid: row.optionalInt(4).map { UID(UInt32(truncatingIfNeeded: $0)) }, localName: row.optionalText(5),
+                                       token: row.optionalText(6), uidNextBefore: row.optionalInt(7).map { UID(UInt32(truncatingIfNeeded: $0)) },
+                                       flags: row.optionalText(8), targetFolder: row.optionalInt(9).map(FolderID.init(rawValue:)),
+                                       detail: row.optionalBlob(10), created: row.int(11)))
+        }
+        return result
+    }
+
+    /// Pending entries per folder, for `status`.
+    public func pendingJournalCount(in folder: FolderID) throws(StateError) -> Int {
+        var count = 0
+        try db.query("SELECT count(*) FROM journal WHERE folder_id = ?", .integer(folder.rawValue)) { row in count = Int(row.int(0)) }
+        return count
+    }
+
+    // MARK: - POP3
+
+    /// Whether a UIDL was delivered before (then it is never downloaded again).
+    public func hasPOP3Message(_ account: AccountID, uidl: [UInt8]) throws(StateError) -> Bool {
+        var found = false
+        try db.query("SELECT 1 FROM pop3_uidls WHERE account_id = ? AND uidl = ?", .integer(account.rawValue), .blob(uidl)) { _ in found = true }
+        return found
+    }
+
+    /// Records a delivered POP3 message (commit with `.full` before sending DELE).
+    public func recordPOP3Message(_ account: AccountID, _ record: POP3Record) throws(StateError) {
+        try db.run("INSERT INTO pop3_uidls (account_id, uidl, local_name, delivered_at, deleted_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                   bindings: [.integer(account.rawValue), .blob(record.uidl), .optional(record.localName),
+                              .integer(record.deliveredAt), .optional(record.deletedAt)])
+    }
+
+    /// Marks UIDLs as deleted on the server (after QUIT confirmed the DELEs).
+    public func markPOP3Deleted(_ account: AccountID, uidls: [[UInt8]], at time: Int64) throws(StateError) {
+        for uidl in uidls {
+            try db.run("UPDATE pop3_uidls SET deleted_at = ? WHERE account_id = ? AND uidl = ?",
+                       .integer(time), .integer(account.rawValue), .blob(uidl))
+        }
+    }
+
+    /// Every POP3 record of an account.
+    public func pop3Messages(of account: AccountID) throws(StateError) -> [POP3Record] {
+        var result: [POP3Record] = []
+        try db.query("SELECT uidl, local_name, delivered_at, deleted_at FROM pop3_uidls WHERE account_id = ?", .integer(account.rawValue)) { row in
+            result.append(POP3Record(uidl: row.blob(0), localName: row.optionalText(1), deliveredAt: row.int(2), deletedAt: row.optionalInt(3)))
+        }
+        return result
+    }
+}

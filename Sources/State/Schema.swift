@@ -1,0 +1,69 @@
+/// The schema, as forward migrations: migration i takes `user_version` from i to i + 1.
+///
+/// Never edit a shipped migration; append a new one. `PRAGMA user_version` records the
+/// version, so an older mailmirror refuses a newer file instead of misreading it.
+enum Schema {
+    static let migrations: [String] = [
+        // 0 -> 1
+        """
+        CREATE TABLE accounts (
+            id          INTEGER PRIMARY KEY,
+            name        TEXT NOT NULL UNIQUE,
+            protocol    TEXT NOT NULL,
+            last_sync   INTEGER,          -- unix seconds of the last pass that completed
+            last_error  TEXT
+        );
+        CREATE TABLE folders (
+            id             INTEGER PRIMARY KEY,
+            account_id     INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            remote_name    BLOB NOT NULL,     -- the server's mailbox name, as its bytes
+            local_name     TEXT NOT NULL,     -- the folder name's canonical (escaped fs) path
+            uidvalidity    INTEGER,
+            uidnext        INTEGER,           -- UIDNEXT seen at the last pass
+            highestmodseq  INTEGER,           -- HIGHESTMODSEQ seen at the last pass
+            local_marker   TEXT,              -- what the local side looked like (fast path)
+            last_sync      INTEGER,
+            last_error     TEXT,
+            UNIQUE (account_id, remote_name)
+        );
+        CREATE TABLE pairs (
+            id             INTEGER PRIMARY KEY,
+            folder_id      INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            uid            INTEGER,           -- NULL until an upload's UID is known
+            local_name     TEXT,              -- Maildir base name; NULL until downloaded
+            flags          TEXT NOT NULL DEFAULT '',  -- flags both sides last agreed on (Maildir letters)
+            size           INTEGER,           -- RFC822.SIZE (CRLF size)
+            message_id     BLOB,
+            internal_date  INTEGER
+        );
+        CREATE UNIQUE INDEX pairs_by_uid ON pairs (folder_id, uid) WHERE uid IS NOT NULL;
+        CREATE UNIQUE INDEX pairs_by_local ON pairs (folder_id, local_name) WHERE local_name IS NOT NULL;
+        CREATE TABLE journal (
+            id                INTEGER PRIMARY KEY,
+            account_id        INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            folder_id         INTEGER REFERENCES folders(id) ON DELETE CASCADE,
+            kind              TEXT NOT NULL,
+            uid               INTEGER,
+            local_name        TEXT,
+            token             TEXT,           -- upload recovery token (X-Mailmirror-Token)
+            uidnext_before    INTEGER,        -- UIDNEXT before an APPEND: search from here
+            flags             TEXT,
+            target_folder_id  INTEGER REFERENCES folders(id) ON DELETE CASCADE,
+            detail            BLOB,           -- kind-specific extra (e.g. a POP3 UIDL)
+            created           INTEGER NOT NULL
+        );
+        CREATE INDEX journal_by_account ON journal (account_id, id);
+        CREATE TABLE pop3_uidls (
+            account_id    INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            uidl          BLOB NOT NULL,
+            local_name    TEXT,
+            delivered_at  INTEGER NOT NULL,
+            deleted_at    INTEGER,            -- when DELE was confirmed by QUIT
+            PRIMARY KEY (account_id, uidl)
+        ) WITHOUT ROWID;
+        """,
+    ]
+
+    /// The version this build writes.
+    static var currentVersion: Int { migrations.count }
+}

@@ -1,0 +1,162 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+@testable import State
+import Support
+import TestSupport
+
+struct ExpectedFailure: Error {}
+
+@Suite struct StateStoreTests {
+    @Test func createsFileAndFolderPrivatelyAndMigrates() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let stateDir = dir.path + "/nested/state"
+        let store = try StateStore.open(directory: stateDir)
+        #expect(try store.schemaVersion() == Schema.currentVersion)
+        var st = stat()
+        stat(stateDir, &st)
+        #expect(st.st_mode & 0o777 == 0o700)
+        stat(store.path, &st)
+        #expect(st.st_mode & 0o777 == 0o600)
+        _ = try store.account(named: "work", protocol: "imap")
+        stat(store.path + "-wal", &st)
+        #expect(st.st_mode & 0o077 == 0)
+        // Reopening an up-to-date file is a no-op.
+        let again = try StateStore(path: store.path)
+        #expect(try again.account(named: "work", protocol: "imap") == (try store.account(named: "work", protocol: "imap")))
+    }
+
+    @Test func corruptFileIsAClearErrorAndIsNotReset() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path + "/state.sqlite3"
+        let garbage = String(repeating: "this is not a database ", count: 400)
+        writeFile(path, garbage, mode: 0o600)
+        let error = #expect(throws: StateError.self) { _ = try StateStore(path: path) }
+        if case .corrupt? = error {} else { Issue.record("got \(String(describing: error))") }
+        #expect(error?.description.contains(path) == true)
+        #expect(error?.description.contains("backup") == true)
+        #expect(readFile(path) == garbage)
+    }
+
+    @Test func newerSchemaIsRefused() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let path = dir.path + "/state.sqlite3"
+        let store = try StateStore(path: path)
+        try store.db.execute("PRAGMA user_version = 99")
+        let error = #expect(throws: StateError.self) { _ = try StateStore(path: path) }
+        if case .newerSchema(_, 99, Schema.currentVersion)? = error {} else { Issue.record("got \(String(describing: error))") }
+        #expect(error?.description.contains("upgrade mailmirror") == true)
+    }
+
+    @Test func foldersAndPairsRoundTrip() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try StateStore.open(directory: dir.path)
+        let account = try store.account(named: "work", protocol: "imap")
+        var folder = try store.folder(of: account, remoteName: Array("Entw&APw-rfe".utf8), localName: "Entwürfe")
+        #expect(folder.uidValidity == nil)
+        folder.uidValidity = UIDValidity(1234)
+        folder.uidNext = UID(10)
+        folder.highestModSeq = ModSeq(UInt64(1) << 40)
+        folder.lastSync = 1_700_000_000
+        try store.updateFolder(folder)
+        #expect(try store.folders(of: account) == [folder])
+        #expect(try store.folder(of: account, remoteName: Array("Entw&APw-rfe".utf8), localName: "x") == folder)
+
+        let inserted = try store.insertPairs([
+            MessagePair(folder: folder.id, uid: UID(3), localName: "a", flags: "S", size: 100, messageID: Array("<a@x>".utf8), internalDate: 5),
+            MessagePair(folder: folder.id, uid: nil, localName: "b", flags: ""),
+            MessagePair(folder: folder.id, uid: UID(1), localName: nil, flags: "FS"),
+        ])
+        let loaded = try store.pairs(in: folder.id)
+        #expect(loaded.map(\.uid) == [UID(1), UID(3), nil])
+        #expect(loaded[1] == inserted[0])
+        var b = loaded[2]
+        b.uid = UID(7)
+        b.flags = "R"
+        try store.updatePair(b)
+        try store.deletePairs(ids: [loaded[0].id!])
+        #expect(try store.pairs(in: folder.id).map(\.uid) == [UID(3), UID(7)])
+        #expect(try store.pairCount(in: folder.id) == 2)
+
+        // The same UID twice in one folder is refused: a pair is unique on each side.
+        #expect(throws: StateError.self) {
+            try store.insertPairs([MessagePair(folder: folder.id, uid: UID(3), localName: "c", flags: "")])
+        }
+        try store.deleteFolder(folder.id)
+        #expect(try store.pairCount(in: folder.id) == 0)
+    }
+
+    @Test func journalInsertResolveAndOrder() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try StateStore.open(directory: dir.path)
+        let account = try store.account(named: "work", protocol: "imap")
+        let folder = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
+        let upload = JournalEntry(account: account, folder: folder.id, kind: .upload, localName: "123.x.host",
+                                  token: "tok-1", uidNextBefore: UID(42), flags: "S", created: 1)
+        let id1 = try store.transaction(durability: .full) { try store.addJournalEntry(upload) }
+        let id2 = try store.addJournalEntry(JournalEntry(account: account, kind: .pop3Retrieve, detail: [0, 1, 2], created: 2))
+        var pending = try store.pendingJournalEntries(of: account)
+        #expect(pending.map(\.id) == [id1, id2])
+        var expected = upload
+        expected.id = id1
+        #expect(pending[0] == expected)
+        #expect(pending[1].detail == [0, 1, 2])
+        #expect(try store.pendingJournalCount(in: folder.id) == 1)
+        try store.resolveJournalEntry(id1)
+        pending = try store.pendingJournalEntries(of: account)
+        #expect(pending.map(\.id) == [id2])
+    }
+
+    @Test func transactionRollsBackOnThrow() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try StateStore.open(directory: dir.path)
+        let account = try store.account(named: "work", protocol: "imap")
+        let folder = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
+        #expect(throws: ExpectedFailure.self) {
+            try store.transaction {
+                try store.insertPairs([MessagePair(folder: folder.id, uid: UID(1), localName: "a", flags: "")])
+                try store.addJournalEntry(JournalEntry(account: account, kind: .download, created: 0))
+                throw ExpectedFailure()
+            }
+        }
+        #expect(try store.pairCount(in: folder.id) == 0)
+        #expect(try store.pendingJournalEntries(of: account).isEmpty)
+        // Nested transactions join the outer one.
+        try store.transaction {
+            _ = try store.transaction { try store.insertPairs([MessagePair(folder: folder.id, uid: UID(1), localName: "a", flags: "")]) }
+            try store.insertPairs([MessagePair(folder: folder.id, uid: UID(2), localName: "b", flags: "")])
+        }
+        #expect(try store.pairCount(in: folder.id) == 2)
+    }
+
+    @Test func pop3UIDLs() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try StateStore.open(directory: dir.path)
+        let account = try store.account(named: "isp", protocol: "pop3")
+        let uidl = Array("00000001abcdef01".utf8)
+        #expect(try !store.hasPOP3Message(account, uidl: uidl))
+        try store.transaction(durability: .full) {
+            try store.recordPOP3Message(account, POP3Record(uidl: uidl, localName: "1.x.host", deliveredAt: 100))
+        }
+        #expect(try store.hasPOP3Message(account, uidl: uidl))
+        try store.markPOP3Deleted(account, uidls: [uidl], at: 200)
+        #expect(try store.pop3Messages(of: account) == [POP3Record(uidl: uidl, localName: "1.x.host", deliveredAt: 100, deletedAt: 200)])
+    }
+
+    @Test func secondWriterWaitsThenSeesCommittedData() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let a = try StateStore.open(directory: dir.path)
+        let b = try StateStore.open(directory: dir.path)
+        let account = try a.account(named: "work", protocol: "imap")
+        #expect(try b.account(named: "work", protocol: "imap") == account)
+    }
+}
