@@ -7,6 +7,7 @@ let package = Package(
     name: "mailmirror",
     products: [
         .executable(name: "mailmirror", targets: ["mailmirror"]),
+        .executable(name: "StoreBenchmark", targets: ["StoreBenchmark"]),
     ],
     dependencies: [],
     targets: [
@@ -31,6 +32,9 @@ let package = Package(
         .target(name: "POP3", dependencies: ["Transport", "Support"]),
         // The command-line tool: argument parsing, commands, exit codes.
         .executableTarget(name: "mailmirror", dependencies: ["Config", "Transport", "IMAP", "POP3", "Support"]),
+
+        // Benchmarks (run by the scripts in Benchmarks/; they print tables, assert nothing).
+        .executableTarget(name: "StoreBenchmark", dependencies: ["Maildir", "State", "Support"], path: "Benchmarks/StoreBenchmark"),
 
         // Test helpers: the real Dovecot fixture, subprocess running, temp dirs.
         .target(name: "TestSupport", dependencies: ["Support"], path: "Tests/TestSupport"),
