@@ -41,6 +41,7 @@ let package = Package(
         .testTarget(name: "TransportTests", dependencies: ["Transport", "IMAP", "POP3", "TestSupport"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "mailmirror"]),
+        .testTarget(name: "IMAPTests", dependencies: ["IMAP", "Support", "TestSupport", "Transport"]),
         .testTarget(name: "MaildirTests", dependencies: ["Maildir", "TestSupport"]),
         .testTarget(name: "StateTests", dependencies: ["State", "TestSupport"]),
     ],
