@@ -14,6 +14,7 @@ let package = Package(
         // C module maps and the few macros Swift cannot import.
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CSupport"),
 
         // Process-wide plumbing: Dispatch executor, subprocesses, logging.
@@ -27,7 +28,7 @@ let package = Package(
         // What mailmirror remembers between runs: SQLite schema, journal, typed queries.
         .target(name: "State", dependencies: ["Support", "CSQLite"]),
         // IMAP protocol client.
-        .target(name: "IMAP", dependencies: ["Transport", "Support"]),
+        .target(name: "IMAP", dependencies: ["Transport", "Support", "CZlib"]),
         // POP3 protocol client.
         .target(name: "POP3", dependencies: ["Transport", "Support"]),
         // The command-line tool: argument parsing, commands, exit codes.

@@ -42,6 +42,9 @@ public actor Connection {
     /// Where the last line search stopped, so a long line is not scanned twice.
     private var lineScanFrom = 0
 
+    /// Changes how long a single read or write may wait (IDLE waits longer than a command).
+    public func setIOTimeout(_ seconds: Double) { ioTimeout = seconds }
+
     /// The negotiated TLS version ("TLSv1.3"), nil while the connection is plain.
     public var tlsVersion: String? {
         guard let ssl else { return nil }

@@ -32,10 +32,10 @@ public struct StreamInfo: Sendable, Equatable {
 /// `BINARY[…]`, `RFC822`) is streamed out in chunks instead of being kept.
 public struct ResponseParser: Sendable {
     public let options: ParserOptions
-    private var line: [UInt8] = []
-    private var segments: [Segment] = []
+    var line: [UInt8] = []
+    var segments: [Segment] = []
     private var responseBytes = 0
-    private var literalRemaining: Int64 = 0
+    var literalRemaining: Int64 = 0
     private var literalStreaming = false
     private var literalBuffer: [UInt8] = []
     private var literalSize: Int64 = 0

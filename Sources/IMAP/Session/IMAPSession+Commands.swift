@@ -1,0 +1,368 @@
+import Support
+
+/// Login mechanisms (the account's `auth`).
+public enum IMAPAuthMechanism: String, Sendable, CaseIterable {
+    case auto, plain, login, xoauth2, oauthbearer
+}
+
+/// What SELECT/EXAMINE reported.
+public struct SelectedMailbox: Sendable, Equatable {
+    public var name: MailboxName
+    public var uidValidity: UIDValidity?
+    public var uidNext: UID?
+    public var highestModSeq: ModSeq?
+    /// The server keeps no mod-sequences for this mailbox.
+    public var noModSeq = false
+    public var exists = 0
+    public var permanentFlags: [Flag] = []
+    public var readOnly = false
+    /// QRESYNC: UIDs expunged since the given mod-sequence.
+    public var vanished = UIDSet()
+    /// QRESYNC: messages changed since the given mod-sequence.
+    public var changed: [FetchedMessage] = []
+}
+
+/// The metadata of one message from a FETCH response.
+public struct FetchedMessage: Sendable, Equatable {
+    public var sequence: Int
+    public var uid: UID?
+    public var flags: [Flag]?
+    public var internalDate: Int64?
+    public var size: Int64?
+    public var modSeq: ModSeq?
+    /// Inline body sections (e.g. HEADER.FIELDS), by section text.
+    public var sections: [[UInt8]: [UInt8]] = [:]
+
+    init(sequence: Int, attributes: [FetchAttribute]) {
+        self.sequence = sequence
+        for attribute in attributes {
+            switch attribute {
+            case .uid(let u): uid = u
+            case .flags(let f): flags = f
+            case .internalDate(let d): internalDate = d
+            case .rfc822Size(let s): size = s
+            case .modSeq(let m): modSeq = m
+            case let .body(section, _, .inline(data)): sections[section.map(asciiUpper)] = data
+            case .body, .other: break
+            }
+        }
+    }
+}
+
+/// STATUS of a mailbox.
+public struct MailboxStatus: Sendable, Equatable {
+    public var messages: Int?
+    public var uidNext: UID?
+    public var uidValidity: UIDValidity?
+    public var highestModSeq: ModSeq?
+    public var unseen: Int?
+}
+
+/// APPENDUID / COPYUID results (RFC 4315).
+public struct AssignedUIDs: Sendable, Equatable {
+    public var uidValidity: UIDValidity
+    public var source: UIDSet?
+    public var destination: UIDSet
+}
+
+/// Builds SASL client responses; it keeps state between challenges.
+final class SASLResponder: @unchecked Sendable {
+    let initial: [UInt8]
+    let onError: [UInt8]
+    var sentInitial: Bool
+
+    init(initial: [UInt8], onError: [UInt8], sentInitial: Bool) {
+        self.initial = initial
+        self.onError = onError
+        self.sentInitial = sentInitial
+    }
+
+    func respond(_ challenge: [UInt8]) -> [UInt8] {
+        if !sentInitial {
+            sentInitial = true
+            return Base64.encode(initial)
+        }
+        return onError   // an error challenge: answer so the server sends its tagged NO
+    }
+}
+
+extension IMAPSession {
+    // MARK: Authentication
+
+    /// Logs in with the configured mechanism (`auto`: AUTH=PLAIN if offered, else LOGIN),
+    /// then re-reads capabilities (they usually grow after login).
+    /// - Parameter secret: the password, or for XOAUTH2/OAUTHBEARER the access token.
+    public func login(username: String, secret: String, mechanism: IMAPAuthMechanism = .auto,
+                      host: String = "", port: UInt16 = 0) async throws {
+        let user = Array(username.utf8)
+        let pass = Array(secret.utf8)
+        var chosen = mechanism
+        if chosen == .auto {
+            if capabilities.contains("AUTH=PLAIN") { chosen = .plain }
+            else if !capabilities.contains("LOGINDISABLED") { chosen = .login }
+            else { throw IMAPError.loginDisabled(peer: peer) }
+        }
+        let offered = capabilities.filter { $0.hasPrefix("AUTH=") }.map { String($0.dropFirst(5)) }.sorted()
+        let result: CommandResult
+        switch chosen {
+        case .login, .auto:
+            if capabilities.contains("LOGINDISABLED") { throw IMAPError.loginDisabled(peer: peer) }
+            result = try await execute(.login(username: user, password: pass), kind: .authenticate)
+        case .plain, .xoauth2, .oauthbearer:
+            let name = chosen == .plain ? "PLAIN" : chosen == .xoauth2 ? "XOAUTH2" : "OAUTHBEARER"
+            guard capabilities.contains("AUTH=" + name) else {
+                throw IMAPError.mechanismNotOffered(peer: peer, mechanism: name, offered: offered)
+            }
+            let initial: [UInt8]
+            var onError: [UInt8] = []
+            switch chosen {
+            case .plain:
+                initial = [0] + user + [0] + pass
+            case .xoauth2:
+                initial = Array("user=".utf8) + user + [1] + Array("auth=Bearer ".utf8) + pass + [1, 1]
+            default:
+                initial = Array("n,a=".utf8) + user + Array(",".utf8) + [1] + Array("host=\(host)".utf8) + [1]
+                    + Array("port=\(port)".utf8) + [1] + Array("auth=Bearer ".utf8) + pass + [1, 1]
+                onError = Base64.encode([1])
+            }
+            let saslIR = capabilities.contains("SASL-IR")
+            let responder = SASLResponder(initial: initial, onError: onError, sentInitial: saslIR)
+            result = try await execute(.authenticate(mechanism: name, initialResponse: saslIR ? Base64.encode(initial) : nil),
+                                       kind: .authenticate, onContinuation: { responder.respond($0) })
+        }
+        if case .capability? = result.tagged.code {} else { try await refreshCapabilities() }
+    }
+
+    // MARK: Session setup
+
+    /// ENABLE (RFC 5161) of the extensions offered among `extensions`; returns those enabled.
+    @discardableResult
+    public func enable(_ extensions: [String]) async throws -> Set<String> {
+        let offered = extensions.filter { capabilities.contains($0.uppercased()) }
+        guard capabilities.contains("ENABLE"), !offered.isEmpty else { return [] }
+        try await execute(.enable(offered))
+        if enabled.contains("UTF8=ACCEPT") { encoder.utf8Accept = true }
+        return enabled
+    }
+
+    /// ID (RFC 2971): tells the server who we are; returns its answer.
+    public func id(_ parameters: [(String, String)]) async throws -> [String: String]? {
+        guard capabilities.contains("ID") else { return nil }
+        let result = try await execute(.id(parameters))
+        for case .id(let values) in result.untagged { return values }
+        return nil
+    }
+
+    /// NAMESPACE (RFC 2342), or nil without the capability.
+    public func namespace() async throws -> NamespaceResponse? {
+        guard capabilities.contains("NAMESPACE") else { return nil }
+        let result = try await execute(.namespace)
+        for case .namespace(let ns) in result.untagged { return ns }
+        return nil
+    }
+
+    // MARK: Mailboxes
+
+    /// LIST (with `RETURN (SPECIAL-USE)` when offered).
+    public func list(reference: [UInt8] = [], pattern: [UInt8] = Array("*".utf8)) async throws -> [ListEntry] {
+        let result = try await execute(.list(reference: reference, pattern: pattern,
+                                             returnSpecialUse: capabilities.contains("SPECIAL-USE") && capabilities.contains("LIST-EXTENDED")))
+        return result.untagged.compactMap { if case .list(let e) = $0 { e } else { nil } }
+    }
+
+    /// SELECT (or EXAMINE when `readOnly`), with CONDSTORE or QRESYNC parameters when enabled.
+    public func select(_ mailbox: MailboxName, readOnly: Bool = false, qresync: QResyncParameters? = nil) async throws -> SelectedMailbox {
+        let condstore = capabilities.contains("CONDSTORE") && qresync == nil
+        let useQResync = enabled.contains("QRESYNC") ? qresync : nil
+        let command: Command = readOnly ? .examine(mailbox, condstore: condstore, qresync: useQResync)
+                                        : .select(mailbox, condstore: condstore, qresync: useQResync)
+        let result = try await execute(command)
+        var selected = SelectedMailbox(name: mailbox)
+        selected.readOnly = result.tagged.code == .readOnly
+        var changed: [Int: FetchedMessage] = [:]
+        var order: [Int] = []
+        for u in result.untagged {
+            switch u {
+            case .exists(let n): selected.exists = n
+            case .condition(_, let code?, _):
+                switch code {
+                case .uidValidity(let v): selected.uidValidity = v
+                case .uidNext(let n): selected.uidNext = n
+                case .highestModSeq(let m): selected.highestModSeq = m
+                case .noModSeq: selected.noModSeq = true
+                case .permanentFlags(let f): selected.permanentFlags = f
+                default: break
+                }
+            case .vanished(_, let set):
+                for r in set.ranges { selected.vanished = UIDSet(ranges: selected.vanished.ranges + [r]) }
+            case .fetch(let seq, let atts):
+                if changed[seq] == nil { order.append(seq) }
+                changed[seq] = FetchedMessage(sequence: seq, attributes: atts)
+            default: break
+            }
+        }
+        selected.changed = order.compactMap { changed[$0] }
+        return selected
+    }
+
+    /// STATUS of a mailbox that is not selected.
+    public func status(_ mailbox: MailboxName, items: [StatusItem]? = nil) async throws -> MailboxStatus {
+        var wanted = items ?? [.messages, .uidNext, .uidValidity, .unseen]
+        if items == nil && capabilities.contains("CONDSTORE") { wanted.append(.highestModSeq) }
+        let result = try await execute(.status(mailbox, wanted))
+        var status = MailboxStatus()
+        for case .status(_, let values) in result.untagged {
+            status.messages = values[.messages].map { Int($0) }
+            status.uidNext = values[.uidNext].map { UID(UInt32(truncatingIfNeeded: $0)) }
+            status.uidValidity = values[.uidValidity].map { UIDValidity(UInt32(truncatingIfNeeded: $0)) }
+            status.highestModSeq = values[.highestModSeq].map { ModSeq($0) }
+            status.unseen = values[.unseen].map { Int($0) }
+        }
+        return status
+    }
+
+    public func create(_ mailbox: MailboxName) async throws { try await execute(.create(mailbox)) }
+    public func delete(_ mailbox: MailboxName) async throws { try await execute(.delete(mailbox)) }
+    public func rename(_ from: MailboxName, to: MailboxName) async throws { try await execute(.rename(from, to)) }
+    public func subscribe(_ mailbox: MailboxName) async throws { try await execute(.subscribe(mailbox)) }
+    public func noop() async throws { try await execute(.noop) }
+
+    /// UNSELECT (RFC 3691) when offered, else CLOSE (which would expunge: only use when the
+    /// mailbox was opened read-only, or nothing carries \Deleted by our doing).
+    public func unselect() async throws {
+        try await execute(capabilities.contains("UNSELECT") ? .unselect : .close)
+    }
+
+    // MARK: Messages
+
+    /// UID FETCH of metadata; with `changedSince` (CONDSTORE) only what changed, and with
+    /// QRESYNC enabled also the UIDs that vanished.
+    public func fetch(_ uids: UIDSet, items: [FetchItem], changedSince: ModSeq? = nil) async throws -> (messages: [FetchedMessage], vanished: UIDSet) {
+        let vanished = changedSince != nil && enabled.contains("QRESYNC")
+        let result = try await execute(.uidFetch(uids, items, changedSince: changedSince, vanished: vanished))
+        return Self.collectFetches(result.untagged)
+    }
+
+    static func collectFetches(_ untagged: [UntaggedResponse]) -> (messages: [FetchedMessage], vanished: UIDSet) {
+        var messages: [FetchedMessage] = []
+        var gone = UIDSet()
+        for u in untagged {
+            switch u {
+            case .fetch(let seq, let atts): messages.append(FetchedMessage(sequence: seq, attributes: atts))
+            case .vanished(_, let set): gone = UIDSet(ranges: gone.ranges + set.ranges)
+            default: break
+            }
+        }
+        return (messages, gone)
+    }
+
+    /// UID FETCH of whole messages (`BODY.PEEK[]`, plus UID FLAGS INTERNALDATE RFC822.SIZE),
+    /// each body streamed to `sink` as it arrives. Issue several at once to pipeline.
+    public func fetchMessages(_ uids: UIDSet, sink: FetchBodySink, extraItems: [FetchItem] = []) async throws -> [FetchedMessage] {
+        let items: [FetchItem] = [.uid, .flags, .internalDate, .rfc822Size] + extraItems + [.bodyPeek(section: "")]
+        let result = try await execute(.uidFetch(uids, items, changedSince: nil, vanished: false), sink: sink)
+        return Self.collectFetches(result.untagged).messages
+    }
+
+    /// UID SEARCH; uses ESEARCH `RETURN (ALL)` when offered. Returns matching UIDs.
+    public func search(_ criteria: [SearchKey]) async throws -> UIDSet {
+        let esearch = capabilities.contains("ESEARCH")
+        let result = try await execute(.uidSearch(criteria: criteria, returnAll: esearch))
+        var found = UIDSet()
+        for u in result.untagged {
+            switch u {
+            case .search(let numbers, _): found = UIDSet(ranges: found.ranges + numbers.map { $0...$0 })
+            case .esearch(let e): if let all = e.all { found = UIDSet(ranges: found.ranges + all.ranges) }
+            default: break
+            }
+        }
+        return found
+    }
+
+    /// UID STORE, split so command lines stay short; returns the FETCH data the server sent
+    /// back (none with `silent`) and, with `unchangedSince`, the UIDs it refused (MODIFIED).
+    @discardableResult
+    public func store(_ uids: UIDSet, _ operation: StoreOperation, _ flags: [Flag], silent: Bool = true,
+                      unchangedSince: ModSeq? = nil) async throws -> (messages: [FetchedMessage], modified: UIDSet) {
+        var messages: [FetchedMessage] = []
+        var modified = UIDSet()
+        for chunk in uids.chunked() {
+            let result = try await execute(.uidStore(chunk, operation, flags, silent: silent, unchangedSince: unchangedSince))
+            messages += Self.collectFetches(result.untagged).messages
+            if case .modified(let set)? = result.tagged.code { modified = UIDSet(ranges: modified.ranges + set.ranges) }
+        }
+        return (messages, modified)
+    }
+
+    /// Expunges exactly `uids` (UIDPLUS UID EXPUNGE): never a bare EXPUNGE, which would also
+    /// remove messages other clients marked \Deleted.
+    public func expunge(_ uids: UIDSet) async throws {
+        guard capabilities.contains("UIDPLUS") else { throw IMAPError.missingCapability(peer: peer, "UIDPLUS (needed to expunge only mailmirror's deletions)") }
+        for chunk in uids.chunked() { try await execute(.uidExpunge(chunk)) }
+    }
+
+    /// Deletes `uids` on the server: STORE +FLAGS.SILENT (\Deleted), then UID EXPUNGE of
+    /// exactly those UIDs.
+    public func deleteMessages(_ uids: UIDSet) async throws {
+        guard !uids.isEmpty else { return }
+        guard capabilities.contains("UIDPLUS") else { throw IMAPError.missingCapability(peer: peer, "UIDPLUS (needed to expunge only mailmirror's deletions)") }
+        try await store(uids, .add, [.deleted])
+        try await expunge(uids)
+    }
+
+    /// UID COPY; returns COPYUID when the server sends it.
+    public func copy(_ uids: UIDSet, to mailbox: MailboxName) async throws -> AssignedUIDs? {
+        let result = try await execute(.uidCopy(uids, mailbox))
+        if case let .copyUID(v, source, destination)? = result.tagged.code {
+            return AssignedUIDs(uidValidity: v, source: source, destination: destination)
+        }
+        return nil
+    }
+
+    /// UID MOVE (RFC 6851), or COPY + STORE \Deleted + UID EXPUNGE without it; returns
+    /// the new UIDs when the server reports them.
+    public func move(_ uids: UIDSet, to mailbox: MailboxName) async throws -> AssignedUIDs? {
+        if capabilities.contains("MOVE") {
+            let result = try await execute(.uidMove(uids, mailbox))
+            var assigned: AssignedUIDs?
+            if case let .copyUID(v, source, destination)? = result.tagged.code { assigned = AssignedUIDs(uidValidity: v, source: source, destination: destination) }
+            for case .condition(_, .copyUID(let v, let source, let destination)?, _) in result.untagged {
+                assigned = AssignedUIDs(uidValidity: v, source: source, destination: destination)
+            }
+            return assigned
+        }
+        let assigned = try await copy(uids, to: mailbox)
+        try await deleteMessages(uids)
+        return assigned
+    }
+
+    /// APPEND of one message (or several in one command with MULTIAPPEND); returns the
+    /// APPENDUID when the server has UIDPLUS.
+    public func append(_ messages: [AppendMessage], to mailbox: MailboxName) async throws -> AssignedUIDs? {
+        precondition(!messages.isEmpty)
+        var assigned: AssignedUIDs?
+        let batches: [[AppendMessage]] = capabilities.contains("MULTIAPPEND") ? [messages] : messages.map { [$0] }
+        for batch in batches {
+            let result = try await execute(.append(mailbox, batch))
+            if case let .appendUID(v, set)? = result.tagged.code {
+                let all = (assigned?.destination.ranges ?? []) + set.ranges
+                assigned = AssignedUIDs(uidValidity: v, source: nil, destination: UIDSet(ranges: all))
+            }
+        }
+        return assigned
+    }
+}
+
+/// A message held in memory, for small uploads and tests.
+public final class BytesMessageSource: MessageSource, @unchecked Sendable {
+    private var bytes: [UInt8]?
+    public let size: Int64
+    public init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        size = Int64(bytes.count)
+    }
+    public func nextChunk() throws -> [UInt8]? {
+        defer { bytes = nil }
+        return bytes
+    }
+}
