@@ -32,11 +32,22 @@ enum CheckConfigCommand {
         do {
             switch account.protocol {
             case .imap:
-                let result = try await IMAPGreetingProbe.run(host: account.host, port: account.port, security: security)
-                let tls = await result.connection.tlsVersion ?? "no TLS"
-                await result.connection.close()
+                // Connect, verify TLS, log in (so credentials are tested), list capabilities, log out.
+                let session = try await IMAPSession.connect(host: account.host, port: account.port, security: security)
+                let tls = await session.connection.tlsVersion ?? "no TLS"
+                do {
+                    let secret = try await account.password?.resolve(account: account.name) ?? ""
+                    try await session.login(username: account.username, secret: secret,
+                                            mechanism: IMAPAuthMechanism(rawValue: account.auth.rawValue) ?? .auto,
+                                            host: account.host, port: account.port)
+                } catch {
+                    await session.close()
+                    throw error
+                }
+                let caps = await session.capabilities.sorted()
+                await session.logout()
                 let scheme = account.tls == .implicit ? "imaps" : account.tls == .starttls ? "imap+starttls" : "imap"
-                return ("\(account.name): ok, \(scheme) \(endpoint), \(tls), \(result.capabilities.joined(separator: " "))", true)
+                return ("\(account.name): ok, \(scheme) \(endpoint), \(tls), logged in as \(account.username), \(caps.joined(separator: " "))", true)
             case .pop3:
                 let result = try await POP3GreetingProbe.run(host: account.host, port: account.port, security: security)
                 let tls = await result.connection.tlsVersion ?? "no TLS"

@@ -84,7 +84,9 @@ import TestSupport
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let path = dir.path + "/c.toml"
-        func account(_ name: String, _ proto: String, _ port: UInt16, _ tls: String, ca: Bool = true, host: String = "127.0.0.1") -> String {
+        let user = try fixture.makeUser("cli")
+        func account(_ name: String, _ proto: String, _ port: UInt16, _ tls: String, ca: Bool = true, host: String = "127.0.0.1",
+                     password: String? = nil) -> String {
             """
             [[account]]
             name = "\(name)"
@@ -93,8 +95,8 @@ import TestSupport
             port = \(port)
             tls = "\(tls)"
             \(ca ? "ca_file = \"\(fixture.caFile)\"" : "")
-            username = "nobody"
-            password_command = "echo unused"
+            username = "\(user.name)"
+            password_command = "echo \(password ?? user.password)"
             maildir = "\(dir.path)/\(name)"
 
             """
@@ -106,17 +108,19 @@ import TestSupport
         let ok = try runMailmirror(["check-config", "--config", path, "--connect"])
         #expect(ok.status == 0, "\(ok.standardOutput)\(ok.standardError)")
         let lines = ok.standardOutput.split(separator: "\n")
-        #expect(lines.contains { $0.hasPrefix("imaps: ok, imaps 127.0.0.1:\(fixture.imapsPort), TLSv1.") && $0.contains("IMAP4rev1") })
+        #expect(lines.contains { $0.hasPrefix("imaps: ok, imaps 127.0.0.1:\(fixture.imapsPort), TLSv1.") && $0.contains("logged in as \(user.name)") && $0.contains("CONDSTORE") })
         #expect(lines.contains { $0.hasPrefix("imapstarttls: ok, imap+starttls localhost:\(fixture.imapPort), TLSv1.") })
         #expect(lines.contains { $0.hasPrefix("pop3s: ok, pop3s 127.0.0.1:\(fixture.pop3sPort), TLSv1.") && $0.contains("UIDL") })
         #expect(lines.contains { $0.hasPrefix("pop3stls: ok, pop3+stls 127.0.0.1:\(fixture.pop3Port), TLSv1.") })
 
         // One account that cannot verify the server: exit 1, the others still reported ok.
         writeFile(path, account("imaps", "imap", fixture.imapsPort, "implicit")
-                  + account("untrusted", "imap", fixture.imapsPort, "implicit", ca: false))
+                  + account("untrusted", "imap", fixture.imapsPort, "implicit", ca: false)
+                  + account("badpassword", "imap", fixture.imapsPort, "implicit", password: "wrong"))
         let failed = try runMailmirror(["check-config", "--config", path, "--connect"])
         #expect(failed.status == 1)
         #expect(failed.standardOutput.contains("imaps: ok"))
         #expect(failed.standardOutput.contains("untrusted: failed, the TLS certificate of 127.0.0.1:\(fixture.imapsPort) is not trusted"))
+        #expect(failed.standardOutput.contains("badpassword: failed, 127.0.0.1:\(fixture.imapsPort) refused the login (Authentication failed.); check username and password_command"))
     }
 }

@@ -30,7 +30,7 @@ public enum IMAPError: Error, Sendable, CustomStringConvertible {
             let codeText = code.map { " [\($0.name)]" } ?? ""
             return "server answered \(status.rawValue)\(codeText) to \(command) (\(tag)): \(text)"
         case let .authenticationFailed(peer, text):
-            return "\(peer) refused the login: \(text.isEmpty ? "no reason given" : text); check username and password_command"
+            return "\(peer) refused the login (\(text.isEmpty ? "no reason given" : text)); check username and password_command"
         case let .loginDisabled(peer):
             return "\(peer) disables LOGIN and offers no SASL mechanism mailmirror can use (needs TLS first? set tls = \"starttls\" or \"implicit\")"
         case let .mechanismNotOffered(peer, mechanism, offered):

@@ -424,7 +424,7 @@ public actor IMAPSession {
             alsoUnsolicited = true
         case .condition(_, let code, _):
             if case .capability(let caps)? = code { setCapabilities(caps) }
-            target = firstPending(.select)
+            if case .copyUID? = code { target = firstPending(.copyMove) } else { target = firstPending(.select) }
             if target == nil { alsoUnsolicited = true }
         case .list, .lsub: target = firstPending(.list)
         case .status: target = firstPending(.status)
