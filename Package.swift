@@ -8,6 +8,7 @@ let package = Package(
     products: [
         .executable(name: "mailmirror", targets: ["mailmirror"]),
         .executable(name: "StoreBenchmark", targets: ["StoreBenchmark"]),
+        .executable(name: "IMAPFetch", targets: ["IMAPFetch"]),
     ],
     dependencies: [],
     targets: [
@@ -36,13 +37,14 @@ let package = Package(
 
         // Benchmarks (run by the scripts in Benchmarks/; they print tables, assert nothing).
         .executableTarget(name: "StoreBenchmark", dependencies: ["Maildir", "State", "Support"], path: "Benchmarks/StoreBenchmark"),
+        .executableTarget(name: "IMAPFetch", dependencies: ["IMAP", "Maildir", "Support", "Transport"], path: "Benchmarks/IMAPFetch"),
 
         // Test helpers: the real Dovecot fixture, subprocess running, temp dirs.
         .target(name: "TestSupport", dependencies: ["Support"], path: "Tests/TestSupport"),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "IMAP", "POP3", "TestSupport"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "mailmirror"]),
-        .testTarget(name: "IMAPTests", dependencies: ["IMAP", "Support", "TestSupport", "Transport"]),
+        .testTarget(name: "IMAPTests", dependencies: ["IMAP", "Support", "TestSupport", "Transport", "IMAPFetch"]),
         .testTarget(name: "MaildirTests", dependencies: ["Maildir", "TestSupport"]),
         .testTarget(name: "StateTests", dependencies: ["State", "TestSupport"]),
     ],

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Converts the network's CRLF line endings to the Maildir's LF, chunk by chunk.
 ///
 /// A CR that ends one chunk is held back until the next chunk shows whether an LF follows,
@@ -8,18 +12,39 @@ public struct CRLFToLFConverter: Sendable {
 
     public init() {}
 
-    /// The converted bytes of `chunk`.
-    public mutating func convert<C: Collection>(_ chunk: C) -> [UInt8] where C.Element == UInt8 {
+    /// The converted bytes of `chunk` (spans between CRs are copied whole: the common
+    /// case costs one memchr and one copy per line).
+    public mutating func convert(_ chunk: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(chunk.count + 1)
-        for b in chunk {
+        chunk.withUnsafeBufferPointer { buf in
+            guard let base = buf.baseAddress, buf.count > 0 else { return }
+            var i = 0
             if pendingCR {
                 pendingCR = false
-                if b != 10 { out.append(13) }
+                if base[0] != 10 { out.append(13) }
             }
-            if b == 13 { pendingCR = true } else { out.append(b) }
+            while i < buf.count {
+                guard let cr = memchr(base + i, 13, buf.count - i) else {
+                    out.append(contentsOf: UnsafeBufferPointer(start: base + i, count: buf.count - i))
+                    break
+                }
+                let at = UnsafePointer<UInt8>(cr.assumingMemoryBound(to: UInt8.self)) - base
+                out.append(contentsOf: UnsafeBufferPointer(start: base + i, count: at - i))
+                if at + 1 == buf.count {
+                    pendingCR = true          // decide with the next chunk
+                } else if base[at + 1] != 10 {
+                    out.append(13)            // a lone CR stays
+                }
+                i = at + 1
+            }
         }
         return out
+    }
+
+    /// Converts any collection (tests, small inputs).
+    public mutating func convert<C: Collection>(_ chunk: C) -> [UInt8] where C.Element == UInt8 {
+        convert(Array(chunk))
     }
 
     /// What is still held back at the end of the data (a final lone CR).

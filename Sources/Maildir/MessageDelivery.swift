@@ -29,18 +29,21 @@ public final class MessageWriter {
     deinit { if fd >= 0 { close(fd); unlink(tmpPath) } }
 
     /// Appends bytes exactly as given (already LF line endings).
-    public func write<C: Collection>(_ bytes: C) throws(MaildirError) where C.Element == UInt8 {
+    public func write(_ bytes: [UInt8]) throws(MaildirError) {
         guard !bytes.isEmpty else { return }
-        let written: Int32 = bytes.withContiguousStorageIfAvailable { raw in
-            writeAll(raw.baseAddress!, raw.count)
-        } ?? Array(bytes).withUnsafeBufferPointer { writeAll($0.baseAddress!, $0.count) }
+        let written = bytes.withUnsafeBufferPointer { writeAll($0.baseAddress!, $0.count) }
         if written != 0 { throw MaildirError(operation: "write", path: tmpPath, errno: written) }
         size += Int64(bytes.count)
     }
 
     /// Appends bytes as the server sent them, turning CRLF into LF (invariant 5).
-    public func writeWireBytes<C: Collection>(_ chunk: C) throws(MaildirError) where C.Element == UInt8 {
+    public func writeWireBytes(_ chunk: [UInt8]) throws(MaildirError) {
         try write(converter.convert(chunk))
+    }
+
+    /// Same, for slices (tests).
+    public func writeWireBytes(_ chunk: ArraySlice<UInt8>) throws(MaildirError) {
+        try writeWireBytes(Array(chunk))
     }
 
     private func writeAll(_ base: UnsafePointer<UInt8>, _ count: Int) -> Int32 {

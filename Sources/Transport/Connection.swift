@@ -375,15 +375,19 @@ public actor Connection {
 
     private enum IOOutcome { case data, eof, wantRead, wantWrite, failed(String) }
 
+    /// Scratch space each read lands in before its bytes are appended to `buffer` (one
+    /// copy of what arrived, instead of zero-filling the buffer's tail on every read).
+    private var scratch = [UInt8](repeating: 0, count: 65536)
+
     private func receive(into chunk: Int) -> IOOutcome {
-        let start = buffer.count
-        // Grow, read into the new tail, then trim to what arrived.
-        buffer.append(contentsOf: repeatElement(0, count: chunk))
-        let (received, outcome): (Int, IOOutcome) = buffer.withUnsafeMutableBytes { raw in
-            let target = raw.baseAddress! + start
+        let fd = self.fd
+        let ssl = self.ssl
+        let (received, outcome): (Int, IOOutcome) = scratch.withUnsafeMutableBytes { raw in
+            let target = raw.baseAddress!
+            let capacity = min(chunk, raw.count)
             if let ssl {
                 ERR_clear_error()
-                let n = SSL_read(ssl, target, Int32(chunk))
+                let n = SSL_read(ssl, target, Int32(capacity))
                 if n > 0 { return (Int(n), .data) }
                 switch SSL_get_error(ssl, n) {
                 case SSL_ERROR_WANT_READ: return (0, .wantRead)
@@ -395,13 +399,13 @@ public actor Connection {
                 default: return (0, .failed("TLS error: \(opensslErrorString())"))
                 }
             }
-            let n = recv(fd, target, chunk, 0)
+            let n = recv(fd, target, capacity, 0)
             if n > 0 { return (n, .data) }
             if n == 0 { return (0, .eof) }
             if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return (0, .wantRead) }
             return (0, .failed(String(cString: strerror(errno))))
         }
-        buffer.removeSubrange((start + received)..<buffer.count)
+        if received > 0 { buffer.append(contentsOf: scratch[0..<received]) }
         return outcome
     }
 
