@@ -45,13 +45,16 @@ final class DiscardSink: FetchBodySink, @unchecked Sendable {
 }
 let discard = options["discard"] == "1"
 
-func peakRSSKilobytes() -> Int {
+func peakRSSKilobytes() -> Int { statusField("VmHWM:") }
+func currentRSSKilobytes() -> Int { statusField("VmRSS:") }
+
+func statusField(_ field: String) -> Int {
     guard let f = fopen("/proc/self/status", "r") else { return 0 }
     defer { fclose(f) }
     var line = [CChar](repeating: 0, count: 256)
     while fgets(&line, Int32(line.count), f) != nil {
         let s = String(decoding: line.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if s.hasPrefix("VmHWM:") { return Int(s.split(separator: " ").dropFirst().first ?? "0") ?? 0 }
+        if s.hasPrefix(field) { return Int(s.split(separator: " ").dropFirst().first ?? "0") ?? 0 }
     }
     return 0
 }
@@ -65,6 +68,7 @@ try await session.login(username: options["user"]!, secret: options["password"]!
 let mailbox = MailboxName(options["mailbox"] ?? "INBOX")
 _ = try await session.select(mailbox, readOnly: true)
 let uids = Array(try await session.search([.all]))
+let rssBeforeFetch = currentRSSKilobytes()
 let batches = stride(from: 0, to: uids.count, by: batchSize).map { UIDSet(uids[$0..<min($0 + batchSize, uids.count)]) }
 
 var fetched = 0
@@ -97,4 +101,4 @@ try await withThrowingTaskGroup(of: (Int, Int).self) { group in
 }
 await session.logout()
 let seconds = monotonicSeconds() - start
-print("messages=\(fetched) bytes=\(bytes) seconds=\((seconds * 1000).rounded() / 1000) peak_rss_kb=\(peakRSSKilobytes())")
+print("messages=\(fetched) bytes=\(bytes) seconds=\((seconds * 1000).rounded() / 1000) peak_rss_kb=\(peakRSSKilobytes()) rss_before_fetch_kb=\(rssBeforeFetch)")

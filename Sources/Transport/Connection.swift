@@ -28,11 +28,12 @@ public actor Connection {
     private var ssl: OpaquePointer?
     private var readSource: DispatchSourceRead?
     private var writeSource: DispatchSourceWrite?
-    private var timer: DispatchSourceTimer?
     private var readSourceRunning = false
     private var writeSourceRunning = false
-    private var waiter: CheckedContinuation<Void, Error>?
-    private var waiterOperation = ""
+    /// The reading side and the writing side may each wait at the same time (a large
+    /// upload fills the send buffer while responses are awaited); each has its own deadline.
+    private var waits: [Slot: Wait] = [:]
+    private var timers: [Slot: DispatchSourceTimer] = [:]
     private var isClosed = false
     private var peerClosed = false
 
@@ -128,7 +129,7 @@ public actor Connection {
         }
         if rc == 0 { return }
         guard errno == EINPROGRESS else { throw connectError(errno) }
-        try await waitUntil(.writable, operation: "connecting to", timeout: timeout)
+        try await waitUntil(.writable, slot: .writer, operation: "connecting to", timeout: timeout)
         var soError: Int32 = 0
         var len = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len)
@@ -150,62 +151,75 @@ public actor Connection {
         write.setEventHandler { [weak self] in
             self?.assumeIsolated { $0.socketReady(reading: false) }
         }
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.setEventHandler { [weak self] in
-            self?.assumeIsolated { $0.deadlinePassed() }
+        for slot in [Slot.reader, .writer] {
+            let timer = DispatchSource.makeTimerSource(queue: queue)
+            timer.setEventHandler { [weak self] in
+                self?.assumeIsolated { $0.deadlinePassed(slot) }
+            }
+            timer.schedule(deadline: .distantFuture)
+            timer.resume()
+            timers[slot] = timer
         }
-        timer.schedule(deadline: .distantFuture)
-        timer.resume()
         // Sources start suspended; they run only while somebody waits (the read source is
         // level-triggered and would otherwise spin).
         readSource = read
         writeSource = write
-        self.timer = timer
     }
 
     // MARK: - Waiting for the socket
 
     private enum Readiness { case readable, writable }
+    /// Who waits: the reading side (reads, the handshake) or the writing side (writes, connect).
+    private enum Slot { case reader, writer }
 
-    private func waitUntil(_ readiness: Readiness, operation: String, timeout: Double) async throws {
+    private struct Wait {
+        var continuation: CheckedContinuation<Void, Error>
+        var readiness: Readiness
+        var operation: String
+        var seconds: Double
+    }
+
+    private func waitUntil(_ readiness: Readiness, slot: Slot, operation: String, timeout: Double) async throws {
         if isClosed { throw TransportError.closed(peer: peer) }
-        precondition(waiter == nil, "Connection: two concurrent waits on \(peer)")
+        precondition(waits[slot] == nil, "Connection: two concurrent waits of one side on \(peer)")
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            waiter = continuation
-            waiterOperation = operation
-            switch readiness {
-            case .readable:
-                if !readSourceRunning { readSource?.resume(); readSourceRunning = true }
-            case .writable:
-                if !writeSourceRunning { writeSource?.resume(); writeSourceRunning = true }
-            }
-            timer?.schedule(deadline: .now() + timeout)
-            timerSeconds = timeout
+            waits[slot] = Wait(continuation: continuation, readiness: readiness, operation: operation, seconds: timeout)
+            timers[slot]?.schedule(deadline: .now() + timeout)
+            updateSources()
         }
     }
-    private var timerSeconds = 0.0
+
+    /// Runs each source exactly while some wait needs it (a suspended source costs nothing).
+    private func updateSources() {
+        guard !isClosed else { return }
+        let wantRead = waits.values.contains { $0.readiness == .readable }
+        let wantWrite = waits.values.contains { $0.readiness == .writable }
+        if wantRead != readSourceRunning {
+            if wantRead { readSource?.resume() } else { readSource?.suspend() }
+            readSourceRunning = wantRead
+        }
+        if wantWrite != writeSourceRunning {
+            if wantWrite { writeSource?.resume() } else { writeSource?.suspend() }
+            writeSourceRunning = wantWrite
+        }
+    }
 
     private func socketReady(reading: Bool) {
-        if reading {
-            if readSourceRunning { readSource?.suspend(); readSourceRunning = false }
-        } else {
-            if writeSourceRunning { writeSource?.suspend(); writeSourceRunning = false }
-        }
-        wake(with: nil)
+        let readiness: Readiness = reading ? .readable : .writable
+        for (slot, wait) in waits where wait.readiness == readiness { wake(slot, with: nil) }
+        updateSources()
     }
 
-    private func deadlinePassed() {
-        guard waiter != nil else { return }
-        wake(with: TransportError.timedOut(peer: peer, operation: waiterOperation, seconds: timerSeconds))
+    private func deadlinePassed(_ slot: Slot) {
+        guard let wait = waits[slot] else { return }
+        wake(slot, with: TransportError.timedOut(peer: peer, operation: wait.operation, seconds: wait.seconds))
+        updateSources()
     }
 
-    private func wake(with error: Error?) {
-        timer?.schedule(deadline: .distantFuture)
-        if readSourceRunning { readSource?.suspend(); readSourceRunning = false }
-        if writeSourceRunning { writeSource?.suspend(); writeSourceRunning = false }
-        guard let continuation = waiter else { return }
-        waiter = nil
-        if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+    private func wake(_ slot: Slot, with error: Error?) {
+        timers[slot]?.schedule(deadline: .distantFuture)
+        guard let wait = waits.removeValue(forKey: slot) else { return }
+        if let error { wait.continuation.resume(throwing: error) } else { wait.continuation.resume() }
     }
 
     // MARK: - TLS
@@ -254,9 +268,9 @@ public actor Connection {
             let remaining = deadline - monotonicSeconds()
             switch err {
             case SSL_ERROR_WANT_READ:
-                try await waitUntil(.readable, operation: "in the TLS handshake with", timeout: max(remaining, 0.001))
+                try await waitUntil(.readable, slot: .reader, operation: "in the TLS handshake with", timeout: max(remaining, 0.001))
             case SSL_ERROR_WANT_WRITE:
-                try await waitUntil(.writable, operation: "in the TLS handshake with", timeout: max(remaining, 0.001))
+                try await waitUntil(.writable, slot: .reader, operation: "in the TLS handshake with", timeout: max(remaining, 0.001))
             default:
                 throw handshakeError(ssl: ssl, sslError: err, verifyName: name)
             }
@@ -363,9 +377,9 @@ public actor Connection {
                 if buffer.count > before { return }
                 throw TransportError.closedByPeer(peer: peer)
             case .wantRead:
-                try await waitUntil(.readable, operation: "waiting for data from", timeout: ioTimeout)
+                try await waitUntil(.readable, slot: .reader, operation: "waiting for data from", timeout: ioTimeout)
             case .wantWrite:
-                try await waitUntil(.writable, operation: "waiting to send to", timeout: ioTimeout)
+                try await waitUntil(.writable, slot: .reader, operation: "waiting to send to", timeout: ioTimeout)
             case .failed(let reason):
                 close()
                 throw TransportError.io(peer: peer, reason: reason)
@@ -439,8 +453,8 @@ public actor Connection {
             }
             switch outcome.1 {
             case .data: offset += outcome.0
-            case .wantWrite: try await waitUntil(.writable, operation: "waiting to send to", timeout: ioTimeout)
-            case .wantRead: try await waitUntil(.readable, operation: "waiting for data from", timeout: ioTimeout)
+            case .wantWrite: try await waitUntil(.writable, slot: .writer, operation: "waiting to send to", timeout: ioTimeout)
+            case .wantRead: try await waitUntil(.readable, slot: .writer, operation: "waiting for data from", timeout: ioTimeout)
             case .eof: throw TransportError.closedByPeer(peer: peer)
             case .failed(let reason):
                 close()
@@ -462,10 +476,7 @@ public actor Connection {
             SSL_free(ssl)
             self.ssl = nil
         }
-        if let continuation = waiter {
-            waiter = nil
-            continuation.resume(throwing: TransportError.closed(peer: peer))
-        }
+        for slot in Array(waits.keys) { wake(slot, with: TransportError.closed(peer: peer)) }
         tearDownSources()
     }
 
@@ -474,7 +485,7 @@ public actor Connection {
         // fd closed only after every cancel handler has run.
         let fd = self.fd
         self.fd = -1
-        guard let readSource, let writeSource, let timer else {
+        guard let readSource, let writeSource else {
             if fd >= 0 { Glibc.close(fd) }
             return
         }
@@ -489,11 +500,11 @@ public actor Connection {
         writeSourceRunning = true
         readSource.cancel()
         writeSource.cancel()
-        timer.cancel()
+        for timer in timers.values { timer.cancel() }
+        timers = [:]
         group.notify(queue: executor.queue) { Glibc.close(fd) }
         self.readSource = nil
         self.writeSource = nil
-        self.timer = nil
     }
 
     isolated deinit {

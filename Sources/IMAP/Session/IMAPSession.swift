@@ -55,6 +55,9 @@ public actor IMAPSession {
         let name: String
         let kind: Kind
         let sink: FetchBodySink?
+        /// The UIDs a UID FETCH/STORE/COPY/MOVE names: FETCH data is routed by UID, since a
+        /// server may run pipelined commands on different messages in parallel.
+        var uids: UIDSet?
         var untagged: [UntaggedResponse] = []
         var outcome: Result<CommandResult, IMAPError>?
         var waiter: CheckedContinuation<CommandResult, Error>?
@@ -222,6 +225,10 @@ public actor IMAPSession {
         tagCounter += 1
         let tag = "M\(tagCounter)"
         let cmd = PendingCommand(tag: tag, name: command.name, kind: kind, sink: sink)
+        switch command {
+        case .uidFetch(let set, _, _, _), .uidStore(let set, _, _, _, _): cmd.uids = set
+        default: break
+        }
         pending.append(cmd)
         ensureReader()
         do {
@@ -357,7 +364,9 @@ public actor IMAPSession {
     private func handle(_ event: ParserEvent) {
         switch event {
         case .streamBegin(let info):
-            guard let cmd = pending.first(where: { $0.sink != nil && $0.outcome == nil }), let sink = cmd.sink else {
+            let withSink = pending.filter { $0.sink != nil && $0.outcome == nil }
+            let byUID = info.uid.flatMap { uid in withSink.first { $0.uids?.contains(UID(uid)) == true } }
+            guard let cmd = byUID ?? withSink.first, let sink = cmd.sink else {
                 currentSink = nil
                 return
             }
@@ -431,8 +440,14 @@ public actor IMAPSession {
         case .search, .esearch: target = firstPending(.search)
         case .id: target = firstPending(.id)
         case .namespace: target = firstPending(.namespace)
-        case .fetch:
-            target = firstPending(.fetch, .store, .select)
+        case .fetch(_, let attributes):
+            let uid = attributes.lazy.compactMap { if case .uid(let u) = $0 { u } else { nil } }.first
+            if let uid {
+                target = pending.first { ($0.kind == .fetch || $0.kind == .store) && $0.outcome == nil && $0.uids?.contains(uid) == true }
+                    ?? firstPending(.select)
+            } else {
+                target = firstPending(.fetch, .store, .select)
+            }
             if target == nil { alsoUnsolicited = true }
         case .vanished(let earlier, _):
             if earlier { target = firstPending(.select, .fetch) } else {
