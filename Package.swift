@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "mailmirror", targets: ["mailmirror"]),
         .executable(name: "StoreBenchmark", targets: ["StoreBenchmark"]),
         .executable(name: "IMAPFetch", targets: ["IMAPFetch"]),
+        .executable(name: "FuzzIMAP", targets: ["FuzzIMAP"]),
     ],
     dependencies: [],
     targets: [
@@ -38,6 +39,10 @@ let package = Package(
         // Benchmarks (run by the scripts in Benchmarks/; they print tables, assert nothing).
         .executableTarget(name: "StoreBenchmark", dependencies: ["Maildir", "State", "Support"], path: "Benchmarks/StoreBenchmark"),
         .executableTarget(name: "IMAPFetch", dependencies: ["IMAP", "Maildir", "Support", "Transport"], path: "Benchmarks/IMAPFetch"),
+
+        // Fuzz targets (scripts/fuzz-imap builds them with libFuzzer; a plain build replays files).
+        .target(name: "CFuzz", path: "Fuzz/CFuzz"),
+        .executableTarget(name: "FuzzIMAP", dependencies: ["IMAP", "CFuzz"], path: "Fuzz/FuzzIMAP"),
 
         // Test helpers: the real Dovecot fixture, subprocess running, temp dirs.
         .target(name: "TestSupport", dependencies: ["Support"], path: "Tests/TestSupport"),
