@@ -15,6 +15,11 @@ public func writeFile(_ path: String, _ text: String, mode: mode_t = 0o644) -> B
 
 /// The contents of `path` as UTF-8 text, nil when unreadable.
 public func readFile(_ path: String) -> String? {
+    readBytes(path).map { String(decoding: $0, as: UTF8.self) }
+}
+
+/// The contents of `path` as bytes, nil when unreadable.
+public func readBytes(_ path: String) -> [UInt8]? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -25,7 +30,7 @@ public func readFile(_ path: String) -> String? {
         if n <= 0 { break }
         bytes.append(contentsOf: chunk[0..<n])
     }
-    return String(decoding: bytes, as: UTF8.self)
+    return bytes
 }
 
 /// A fresh directory under /tmp, removed by `remove()`.
