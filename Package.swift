@@ -32,9 +32,11 @@ let package = Package(
         // IMAP protocol client.
         .target(name: "IMAP", dependencies: ["Transport", "Support", "CZlib"]),
         // POP3 protocol client.
-        .target(name: "POP3", dependencies: ["Transport", "Support"]),
+        .target(name: "POP3", dependencies: ["Transport", "Support", "COpenSSL"]),
+        // The sync engine and the POP3 drain: plans and applies changes with a journal.
+        .target(name: "Sync", dependencies: ["Config", "IMAP", "POP3", "Maildir", "State", "Support", "Transport", "COpenSSL"]),
         // The command-line tool: argument parsing, commands, exit codes.
-        .executableTarget(name: "mailmirror", dependencies: ["Config", "Transport", "IMAP", "POP3", "Support"]),
+        .executableTarget(name: "mailmirror", dependencies: ["Config", "Transport", "IMAP", "POP3", "Support", "Sync", "State", "Maildir"]),
 
         // Benchmarks (run by the scripts in Benchmarks/; they print tables, assert nothing).
         .executableTarget(name: "StoreBenchmark", dependencies: ["Maildir", "State", "Support"], path: "Benchmarks/StoreBenchmark"),
@@ -42,14 +44,15 @@ let package = Package(
 
         // Fuzz targets (scripts/fuzz-imap builds them with libFuzzer; a plain build replays files).
         .target(name: "CFuzz", path: "Fuzz/CFuzz"),
-        .executableTarget(name: "FuzzIMAP", dependencies: ["IMAP", "CFuzz"], path: "Fuzz/FuzzIMAP"),
+        .executableTarget(name: "FuzzIMAP", dependencies: ["IMAP", "Support", "CFuzz"], path: "Fuzz/FuzzIMAP"),
 
         // Test helpers: the real Dovecot fixture, subprocess running, temp dirs.
-        .target(name: "TestSupport", dependencies: ["Support"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Support", "CSupport"], path: "Tests/TestSupport"),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "IMAP", "POP3", "TestSupport"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "mailmirror"]),
         .testTarget(name: "IMAPTests", dependencies: ["IMAP", "Support", "TestSupport", "Transport", "IMAPFetch"]),
+        .testTarget(name: "SyncTests", dependencies: ["Sync", "Config", "IMAP", "POP3", "Maildir", "State", "Support", "Transport", "TestSupport", "mailmirror"]),
         .testTarget(name: "MaildirTests", dependencies: ["Maildir", "TestSupport"]),
         .testTarget(name: "StateTests", dependencies: ["State", "TestSupport"]),
     ],

@@ -3,6 +3,7 @@
 // a plain build replays the files given as arguments.
 import CFuzz
 import IMAP
+import Support
 #if canImport(Glibc)
 import Glibc
 #endif

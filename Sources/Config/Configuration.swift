@@ -32,8 +32,9 @@ public enum MailProtocol: String, Sendable, CaseIterable { case imap, pop3 }
 /// `tls`: how the connection is secured.
 public enum TLSMode: String, Sendable, CaseIterable { case implicit, starttls, none }
 
-/// `auth`: the login mechanism (auto picks the best the server offers).
-public enum AuthMechanism: String, Sendable, CaseIterable { case auto, plain, login, xoauth2, oauthbearer }
+/// `auth`: the login mechanism (auto picks the best the server offers). For POP3, `login`
+/// is USER/PASS and `apop` (POP3 only) is used only when asked for.
+public enum AuthMechanism: String, Sendable, CaseIterable { case auto, plain, login, xoauth2, oauthbearer, apop }
 
 /// `layout`: how folder names map to Maildir directories (DESIGN.md, "Maildir").
 public typealias MaildirLayout = Maildir.MaildirLayout

@@ -185,6 +185,9 @@ private struct Validator {
             password = .command(command)
         }
         let auth = r.enumeration("auth", AuthMechanism.allCases.map(\.rawValue), &self).flatMap(AuthMechanism.init) ?? .auto
+        if auth == .apop && proto != .pop3 {
+            error(r.line("auth"), "auth = \"apop\" exists only for POP3 accounts; IMAP accounts use auto, plain, login, xoauth2 or oauthbearer")
+        }
         if password == nil && table["password"] == nil && table["password_command"] == nil {
             error(header, "\(label) needs password_command = \"…\" (e.g. \"pass show mail/\(name ?? "work")\") or password = \"…\"")
         }

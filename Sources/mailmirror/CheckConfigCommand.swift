@@ -3,6 +3,7 @@ import IMAP
 import POP3
 import Support
 import Transport
+import Sync
 
 /// `mailmirror check-config [--config PATH] [--connect]`.
 enum CheckConfigCommand {
@@ -49,27 +50,25 @@ enum CheckConfigCommand {
                 let scheme = account.tls == .implicit ? "imaps" : account.tls == .starttls ? "imap+starttls" : "imap"
                 return ("\(account.name): ok, \(scheme) \(endpoint), \(tls), logged in as \(account.username), \(caps.joined(separator: " "))", true)
             case .pop3:
-                let result = try await POP3GreetingProbe.run(host: account.host, port: account.port, security: security)
-                let tls = await result.connection.tlsVersion ?? "no TLS"
-                await result.connection.close()
+                let client = try await POP3Client.connect(host: account.host, port: account.port, security: security)
+                let tls = await client.connection.tlsVersion ?? "no TLS"
+                let count: Int
+                do {
+                    let secret = try await account.password?.resolve(account: account.name) ?? ""
+                    try await client.login(username: account.username, secret: secret,
+                                           mechanism: POP3AuthMechanism(rawValue: account.auth.rawValue) ?? .auto,
+                                           host: account.host, port: account.port)
+                    count = try await client.stat().count
+                    try await client.quit()
+                } catch {
+                    await client.close()
+                    throw error
+                }
                 let scheme = account.tls == .implicit ? "pop3s" : account.tls == .starttls ? "pop3+stls" : "pop3"
-                let caps = result.capabilities.map { $0.split(separator: " ").first.map(String.init) ?? $0 }
-                return ("\(account.name): ok, \(scheme) \(endpoint), \(tls), \(caps.joined(separator: " "))", true)
+                return ("\(account.name): ok, \(scheme) \(endpoint), \(tls), logged in as \(account.username), \(count) message(s) on the server", true)
             }
         } catch {
             return ("\(account.name): failed, \(error)", false)
-        }
-    }
-}
-
-extension AccountConfiguration {
-    /// How to secure connections to this account's server.
-    var connectionSecurity: ConnectionSecurity {
-        let tls = TLSClientConfiguration(verifyName: host, caFile: caFile)
-        switch self.tls {
-        case .implicit: return .implicitTLS(tls)
-        case .starttls: return .startTLS(tls)
-        case .none: return .plain
         }
     }
 }

@@ -38,7 +38,10 @@ func runCommandLine(_ argv: [String]) async -> Int32 {
     case .checkConfig:
         guard let config = loadConfiguration(parsed) else { return 2 }
         return await CheckConfigCommand.run(parsed, configuration: config)
-    case .sync, .daemon, .status, .initAccount:
+    case .sync:
+        guard let config = loadConfiguration(parsed) else { return 2 }
+        return await SyncCommand.run(parsed, configuration: config)
+    case .daemon, .status, .initAccount:
         StandardStream.error.write("mailmirror \(command.rawValue): not implemented yet in this version (\(mailmirrorVersion)); see README.md, \"Status\"\n")
         return 2
     }

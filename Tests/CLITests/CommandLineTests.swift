@@ -110,7 +110,7 @@ import TestSupport
         let lines = ok.standardOutput.split(separator: "\n")
         #expect(lines.contains { $0.hasPrefix("imaps: ok, imaps 127.0.0.1:\(fixture.imapsPort), TLSv1.") && $0.contains("logged in as \(user.name)") && $0.contains("CONDSTORE") })
         #expect(lines.contains { $0.hasPrefix("imapstarttls: ok, imap+starttls localhost:\(fixture.imapPort), TLSv1.") })
-        #expect(lines.contains { $0.hasPrefix("pop3s: ok, pop3s 127.0.0.1:\(fixture.pop3sPort), TLSv1.") && $0.contains("UIDL") })
+        #expect(lines.contains { $0.hasPrefix("pop3s: ok, pop3s 127.0.0.1:\(fixture.pop3sPort), TLSv1.") && $0.contains("logged in as \(user.name), 0 message(s) on the server") })
         #expect(lines.contains { $0.hasPrefix("pop3stls: ok, pop3+stls 127.0.0.1:\(fixture.pop3Port), TLSv1.") })
 
         // One account that cannot verify the server: exit 1, the others still reported ok.

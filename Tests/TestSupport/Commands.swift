@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Support
+import CSupport
 
 /// What a command printed and how it ended.
 public struct CommandOutput: Sendable {
@@ -40,4 +41,55 @@ public var mailmirrorBinary: String {
 /// Runs the built `mailmirror` with `arguments`.
 public func runMailmirror(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 60) throws -> CommandOutput {
     try runCommand([mailmirrorBinary] + arguments, environment: environment, timeout: timeout)
+}
+
+/// A child process started without waiting, so a test can kill it at a chosen moment.
+public final class SpawnedProcess: @unchecked Sendable {
+    public let pid: pid_t
+    private var reaped = false
+    public private(set) var status: Int32?
+
+    /// Starts argv (argv[0] looked up in PATH) with extra environment variables; stdout and
+    /// stderr go to `outputPath` when given, else /dev/null.
+    public init(_ argv: [String], environment: [String: String] = [:], outputPath: String? = nil) throws {
+        let command = (environment.isEmpty ? "" : "exec env " + environment.map { "\($0.key)=\(shellQuote($0.value))" }.joined(separator: " ") + " ")
+            + (environment.isEmpty ? "exec " : "") + argv.map(shellQuote).joined(separator: " ")
+        let fd = open(outputPath ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        defer { if fd >= 0 { close(fd) } }
+        let pid = csupport_spawn_shell(command, fd, fd)
+        guard pid > 0 else { throw FixtureError(message: "spawn failed: \(-pid)") }
+        self.pid = pid
+    }
+
+    /// Sends `signal` to this process (by its pid; only processes the test started).
+    public func kill(_ signal: Int32 = SIGKILL) { if !reaped { _ = Glibc.kill(pid, signal) } }
+
+    /// Waits for the exit (bounded by `timeout` seconds, then SIGKILL); returns the exit status (nil if signalled).
+    @discardableResult
+    public func wait(timeout: Double = 120) -> Int32? {
+        guard !reaped else { return status }
+        let deadline = monotonicSeconds() + timeout
+        var raw: Int32 = 0
+        while true {
+            let r = waitpid(pid, &raw, WNOHANG)
+            if r == pid { break }
+            if monotonicSeconds() > deadline { Glibc.kill(pid, SIGKILL); waitpid(pid, &raw, 0); break }
+            usleep(10_000)
+        }
+        reaped = true
+        status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : nil
+        return status
+    }
+
+    /// Whether the process has exited (reaping it if so).
+    public var hasExited: Bool {
+        if reaped { return true }
+        var raw: Int32 = 0
+        if waitpid(pid, &raw, WNOHANG) == pid {
+            reaped = true
+            status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : nil
+            return true
+        }
+        return false
+    }
 }

@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import Support
+import TestSupport
+
+/// Kills `mailmirror sync` at many instants of a POP3 drain and checks invariants 1 and 2:
+/// after reruns every message is in the Maildir exactly once and the server is empty.
+@Suite(.serialized) struct POP3CrashTests {
+    let fixture: DovecotFixture
+    init() async throws { fixture = try await DovecotFixture.shared() }
+
+    func check(user: (name: String, password: String), messages: [[UInt8]], maildir: String) async throws {
+        let local = localMessages(maildir)
+        #expect(local.count == messages.count, "exactly one local copy of each message")
+        #expect(Set(local) == Set(messages.map(lf)))
+        #expect(try await fixture.serverCount(user: user) == 0, "server empty")
+    }
+
+    @Test func sigkillAtSeededPointsDuringA300MessageDrain() async throws {
+        let user = try fixture.makeUser("crash")
+        let messages = (0..<300).map { pop3Message($0, bodyLines: 300) }
+        try await fixture.fill(user: user, messages)
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let config = fixture.pop3Config(in: dir.path, user: user)
+        var rng = SeededGenerator(seed: 20261127)
+        // Kill points: every third run at a seeded instant early on (start-up, login, UIDL,
+        // the first RETRs); the others when the Maildir reaches a seeded count (right after a
+        // batch was renamed into new/, before or while its UIDLs are committed and DELE sent).
+        let thresholds = (0..<12).map { _ in 1 + Int(rng.next() % 299) }.sorted()
+        var kills = 0
+        for (k, threshold) in thresholds.enumerated() {
+            let process = try SpawnedProcess([mailmirrorBinary, "sync", "--config", config], outputPath: dir.path + "/log")
+            let deadline = monotonicSeconds() + 60
+            if k % 3 == 0 {
+                try await Task.sleep(for: .milliseconds(1 + Int(rng.next() % 60)))
+            } else {
+                while countFiles(dir.path + "/mail/INBOX/new") < threshold && !process.hasExited && monotonicSeconds() < deadline {
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+            }
+            if !process.hasExited { kills += 1 }
+            process.kill(SIGKILL)
+            process.wait()
+        }
+        print("POP3 crash test: \(kills) SIGKILLs at \(thresholds); \(countFiles(dir.path + "/mail/INBOX/new")) messages local before the final run")
+        #expect(kills >= 10, "the drain must have been interrupted at least 10 times")
+        let final = try runMailmirror(["sync", "--config", config])
+        #expect(final.status == 0, "\(final.standardError)")
+        try await check(user: user, messages: messages, maildir: dir.path + "/mail")
+    }
+
+    @Test func connectionCutAfterSomeRetrievalsBeforeQuit() async throws {
+        let user = try fixture.makeUser("cut")
+        let messages = (0..<200).map { pop3Message($0, bodyLines: 200) }
+        try await fixture.fill(user: user, messages)
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let config = fixture.pop3Config(in: dir.path, user: user)
+        let process = try SpawnedProcess([mailmirrorBinary, "sync", "--config", config])
+        // Wait (bounded) until the first batches are delivered, then cut everything off.
+        let deadline = monotonicSeconds() + 60
+        while countFiles(dir.path + "/mail/INBOX/new") < 60 && !process.hasExited && monotonicSeconds() < deadline {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        let interrupted = !process.hasExited
+        process.kill(SIGKILL)
+        process.wait()
+        #expect(interrupted, "the drain was still running when it was cut off")
+        #expect(try await fixture.serverCount(user: user) == 200, "no DELE took effect without QUIT")
+        let rerun = try runMailmirror(["sync", "--config", config])
+        #expect(rerun.status == 0, "\(rerun.standardError)")
+        try await check(user: user, messages: messages, maildir: dir.path + "/mail")
+    }
+}
+
+/// Number of entries in a directory (fast enough to poll).
+func countFiles(_ path: String) -> Int {
+    guard let dir = opendir(path) else { return 0 }
+    defer { closedir(dir) }
+    var n = 0
+    while readdir(dir) != nil { n += 1 }
+    return max(0, n - 2)
+}
+
+/// A small deterministic random generator (SplitMix64) for seeded kill points.
+struct SeededGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
