@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "StoreBenchmark", targets: ["StoreBenchmark"]),
         .executable(name: "IMAPFetch", targets: ["IMAPFetch"]),
         .executable(name: "FuzzIMAP", targets: ["FuzzIMAP"]),
+        .executable(name: "FuzzPOP3", targets: ["FuzzPOP3"]),
     ],
     dependencies: [],
     targets: [
@@ -45,6 +46,7 @@ let package = Package(
         // Fuzz targets (scripts/fuzz-imap builds them with libFuzzer; a plain build replays files).
         .target(name: "CFuzz", path: "Fuzz/CFuzz"),
         .executableTarget(name: "FuzzIMAP", dependencies: ["IMAP", "Support", "CFuzz"], path: "Fuzz/FuzzIMAP"),
+        .executableTarget(name: "FuzzPOP3", dependencies: ["POP3", "CFuzz"], path: "Fuzz/FuzzPOP3"),
 
         // Test helpers: the real Dovecot fixture, subprocess running, temp dirs.
         .target(name: "TestSupport", dependencies: ["Support", "CSupport"], path: "Tests/TestSupport"),
