@@ -212,7 +212,7 @@ public actor POP3Client {
     /// of commands in flight) when the server offers PIPELINING. Returns the numbers the
     /// server refused (-ERR), with its answer.
     public func retrieve(_ numbers: [Int], sink: POP3MessageSink) async throws -> [(Int, POP3Status)] {
-        let window = hasCapability("PIPELINING") ? 32 : 1
+        let window = hasCapability("PIPELINING") ? 64 : 1
         var refused: [(Int, POP3Status)] = []
         var sent = 0
         for (index, number) in numbers.enumerated() {

@@ -31,7 +31,7 @@ public struct POP3Drain {
     public let state: StateStore
     public let logger: Logger
     /// Messages downloaded per batch: one syncfs and one SQLite commit each.
-    public var batchSize = 50
+    public var batchSize = 200
 
     public init(account: AccountConfiguration, state: StateStore, logger: Logger) {
         self.account = account
