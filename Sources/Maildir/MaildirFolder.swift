@@ -24,6 +24,9 @@ public struct MaildirScan: Sendable {
     public var skippedNames: Int
     /// Stale files removed from `tmp/` (older than 36 hours, per the Maildir spec).
     public var removedStaleTemporaryFiles: Int
+
+    /// The scan of a folder that does not exist yet.
+    public static let empty = MaildirScan(messages: [], skippedNames: 0, removedStaleTemporaryFiles: 0)
 }
 
 /// One Maildir folder (a directory with `cur/`, `new/` and `tmp/`).

@@ -108,6 +108,22 @@ final class Database {
 
     var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
 
+    /// Replaces this (in-memory) database with a copy of the file at `source`.
+    func restore(from source: String) throws(StateError) {
+        var other: OpaquePointer?
+        guard sqlite3_open_v2(source, &other, SQLITE_OPEN_READONLY, nil) == SQLITE_OK, let other else {
+            sqlite3_close(other)
+            throw StateError.cannotOpen(path: source, detail: "cannot open for a dry run")
+        }
+        defer { sqlite3_close(other) }
+        guard let backup = sqlite3_backup_init(db, "main", other, "main") else {
+            throw error(sqlite3_errcode(db), sql: "backup")
+        }
+        let rc = sqlite3_backup_step(backup, -1)
+        sqlite3_backup_finish(backup)
+        if rc != SQLITE_DONE { throw error(rc, sql: "backup") }
+    }
+
     /// Runs `body` in a write transaction (BEGIN IMMEDIATE: the one writer takes the lock
     /// up front); commits when it returns, rolls back when it throws. Nested calls join the
     /// outer transaction.

@@ -36,8 +36,9 @@ enum Schema {
             message_id     BLOB,
             internal_date  INTEGER
         );
-        CREATE UNIQUE INDEX pairs_by_uid ON pairs (folder_id, uid) WHERE uid IS NOT NULL;
-        CREATE UNIQUE INDEX pairs_by_local ON pairs (folder_id, local_name) WHERE local_name IS NOT NULL;
+        -- uid 0 / local_name '' mark a side gone but kept by policy (never unique).
+        CREATE UNIQUE INDEX pairs_by_uid ON pairs (folder_id, uid) WHERE uid IS NOT NULL AND uid != 0;
+        CREATE UNIQUE INDEX pairs_by_local ON pairs (folder_id, local_name) WHERE local_name IS NOT NULL AND local_name != '';
         CREATE TABLE journal (
             id                INTEGER PRIMARY KEY,
             account_id        INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,

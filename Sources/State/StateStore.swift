@@ -6,17 +6,27 @@ import Support
 /// The state database (`state.sqlite3` in `state_dir`): accounts, folders, message pairs,
 /// the journal of pending work, and POP3 UIDLs — behind a typed API.
 ///
-/// One `StateStore` is one SQLite connection; use it from one queue or actor at a time.
+/// One `StateStore` is one SQLite connection; use it from one task at a time (it may move
+/// between tasks, hence `@unchecked Sendable`; give concurrent workers their own store).
 /// WAL mode with `synchronous=NORMAL`, switched to `FULL` for `Durability.full`
 /// transactions (see `Durability` for which commits need it). A damaged file or one from a
 /// newer mailmirror is an error naming the file, never a silent reset.
-public final class StateStore {
+public final class StateStore: @unchecked Sendable {
     /// The database file.
     public let path: String
     let db: Database
 
     /// The file name inside `state_dir`.
     public static let fileName = "state.sqlite3"
+
+    /// An in-memory copy of `directory/state.sqlite3` (empty when there is none), for a dry
+    /// run: it may be written freely, and nothing reaches the file.
+    public static func scratchCopy(of directory: String) throws(StateError) -> StateStore {
+        let store = try StateStore(path: ":memory:")
+        let file = directory + "/" + fileName
+        if access(file, R_OK) == 0 { try store.db.restore(from: file) }
+        return store
+    }
 
     /// Opens (creating with mode 0700/0600 when missing) `directory/state.sqlite3`.
     public static func open(directory: String) throws(StateError) -> StateStore {
@@ -29,9 +39,11 @@ public final class StateStore {
         self.path = path
         // Create the file ourselves so it is 0600 from the first byte; SQLite gives its
         // -wal and -shm files the same mode.
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw StateError.cannotOpen(path: path, detail: String(cString: strerror(errno))) }
-        close(fd)
+        if path != ":memory:" {
+            let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw StateError.cannotOpen(path: path, detail: String(cString: strerror(errno))) }
+            close(fd)
+        }
         db = try Database(path: path)
         try configure()
         try migrate()
@@ -142,6 +154,14 @@ public final class StateStore {
         return record!
     }
 
+    /// One folder by id.
+    public func folderRecord(id: FolderID) throws(StateError) -> FolderRecord {
+        var record: FolderRecord?
+        try db.query("SELECT \(Self.folderColumns) FROM folders WHERE id = ?", .integer(id.rawValue)) { row in record = folderRecord(row) }
+        guard let record else { throw StateError.sqlite(path: path, code: 0, message: "no folder with id \(id.rawValue)", statement: "folderRecord") }
+        return record
+    }
+
     /// Stores what a pass learned of a folder.
     public func updateFolder(_ record: FolderRecord) throws(StateError) {
         try db.run("""
@@ -195,6 +215,23 @@ public final class StateStore {
         try db.run("UPDATE pairs SET uid = ?, local_name = ?, flags = ?, size = ?, message_id = ?, internal_date = ?, folder_id = ? WHERE id = ?",
                    bindings: [.optional(p.uid.map { Int64($0.rawValue) }), .optional(p.localName), .text(p.flags), .optional(p.size),
                               .optional(p.messageID), .optional(p.internalDate), .integer(p.folder.rawValue), .integer(id)])
+    }
+
+    /// Sets the agreed flags of a pair.
+    public func updatePairFlags(id: Int64, flags: String) throws(StateError) {
+        try db.run("UPDATE pairs SET flags = ? WHERE id = ?", .text(flags), .integer(id))
+    }
+
+    /// Replaces one side of a pair (the UID when `uid` is given, the local name when
+    /// `localName` is), e.g. to mark a side as gone but kept by policy.
+    public func markPair(id: Int64, uid: UID?, localName: String?) throws(StateError) {
+        if let uid { try db.run("UPDATE pairs SET uid = ? WHERE id = ?", .integer(Int64(uid.rawValue)), .integer(id)) }
+        if let localName { try db.run("UPDATE pairs SET local_name = ? WHERE id = ?", .text(localName), .integer(id)) }
+    }
+
+    /// Forgets every pair of a folder (its other side is being rebuilt from scratch).
+    public func deleteAllPairs(in folder: FolderID) throws(StateError) {
+        try db.run("DELETE FROM pairs WHERE folder_id = ?", .integer(folder.rawValue))
     }
 
     /// Removes pairs by row id.

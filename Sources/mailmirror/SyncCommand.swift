@@ -9,9 +9,8 @@ import Sync
 enum SyncCommand {
     /// Outcome of one account's pass.
     enum Outcome: Sendable {
-        case done(lines: [String], downloaded: Int, deleted: Int)
+        case done(lines: [String], downloaded: Int, deleted: Int, problems: Int)
         case failed(String)
-        case unsupported(String)
     }
 
     static func run(_ args: Arguments, configuration config: Configuration) async -> Int32 {
@@ -27,40 +26,35 @@ enum SyncCommand {
         let logger = Logger(level: config.general.logLevel)
         let outcomes = await withTaskGroup(of: (Int, Outcome).self) { group in
             for (index, account) in accounts.enumerated() {
-                group.addTask { (index, await syncAccount(account, config: config, dryRun: args.dryRun, logger: logger)) }
+                group.addTask { (index, await syncAccount(account, config: config, dryRun: args.dryRun, force: args.force, logger: logger)) }
             }
             var all: [(Int, Outcome)] = []
             for await outcome in group { all.append(outcome) }
             return all.sorted { $0.0 < $1.0 }.map(\.1)
         }
-        var downloaded = 0, deleted = 0, failed = 0, unsupported = 0
+        var downloaded = 0, deleted = 0, failed = 0, problems = 0
         for (account, outcome) in zip(accounts, outcomes) {
             switch outcome {
-            case let .done(lines, down, del):
+            case let .done(lines, down, del, folderProblems):
                 for line in lines { StandardStream.output.write(line + "\n") }
                 downloaded += down
                 deleted += del
+                problems += folderProblems
             case .failed(let message):
                 failed += 1
                 logger.error("\(account.name): \(message)")
-            case .unsupported(let message):
-                unsupported += 1
-                StandardStream.error.write("mailmirror: \(account.name): \(message)\n")
             }
         }
-        let done = accounts.count - failed - unsupported
-        StandardStream.output.write("\(args.dryRun ? "dry run: " : "")\(done) of \(accounts.count) account(s) synced: \(downloaded) down, \(deleted) deleted on server\(failed > 0 ? ", \(failed) failed" : "")\n")
-        if failed > 0 { return 1 }
-        return unsupported > 0 ? 2 : 0
+        let done = accounts.count - failed
+        StandardStream.output.write("\(args.dryRun ? "dry run: " : "")\(done) of \(accounts.count) account(s) synced: \(downloaded) down, \(deleted) deleted\(failed > 0 ? ", \(failed) failed" : "")\(problems > 0 ? ", \(problems) folder(s) with failures or held deletions" : "")\n")
+        return failed > 0 || problems > 0 ? 1 : 0
     }
 
-    static func syncAccount(_ account: AccountConfiguration, config: Configuration, dryRun: Bool, logger: Logger) async -> Outcome {
-        guard account.protocol == .pop3 else {
-            return .unsupported("IMAP sync is not implemented yet in this version (see README.md, \"Status\"); only POP3 accounts are synced")
-        }
+    static func syncAccount(_ account: AccountConfiguration, config: Configuration, dryRun: Bool, force: Bool, logger: Logger) async -> Outcome {
+        if account.protocol == .imap { return await syncIMAP(account, config: config, dryRun: dryRun, force: force, logger: logger) }
         do {
-            let state = try StateStore.open(directory: config.general.stateDirectory)
-            let lock = try AccountLock(stateDirectory: config.general.stateDirectory, account: account.name)
+            let state = dryRun ? try StateStore.scratchCopy(of: config.general.stateDirectory) : try StateStore.open(directory: config.general.stateDirectory)
+            let lock = dryRun ? nil : try AccountLock(stateDirectory: config.general.stateDirectory, account: account.name)
             defer { withExtendedLifetime(lock) {} }
             let report = try await POP3Drain(account: account, state: state, logger: logger).run(dryRun: dryRun)
             var lines: [String] = []
@@ -70,7 +64,33 @@ enum SyncCommand {
                 if !report.skippedTooLarge.isEmpty { parts.append("\(report.skippedTooLarge.count) too large, left on server") }
                 lines.append("\(account.name)/INBOX: \(dryRun ? "would be " : "")" + parts.joined(separator: ", "))
             }
-            return .done(lines: lines, downloaded: report.downloaded, deleted: report.deletedOnServer)
+            return .done(lines: lines, downloaded: report.downloaded, deleted: report.deletedOnServer, problems: 0)
+        } catch {
+            return .failed("\(error)")
+        }
+    }
+
+    static func syncIMAP(_ account: AccountConfiguration, config: Configuration, dryRun: Bool, force: Bool, logger: Logger) async -> Outcome {
+        do {
+            if !dryRun { _ = try StateStore.open(directory: config.general.stateDirectory) }   // creates state_dir
+            let lock = dryRun ? nil : try AccountLock(stateDirectory: config.general.stateDirectory, account: account.name)
+            defer { withExtendedLifetime(lock) {} }
+            let report = try await IMAPAccountSync(account: account, stateDirectory: config.general.stateDirectory, logger: logger,
+                                                   force: force, dryRun: dryRun).run()
+            var lines: [String] = []
+            var down = 0, deleted = 0, problems = 0
+            for folder in report.folders {
+                down += folder.downloaded
+                deleted += folder.deleted
+                if folder.error != nil || folder.heldDeletions > 0 { problems += 1 }
+                let name = "\(account.name)/\(FolderNaming.displayName(folder.folder))"
+                if let error = folder.error {
+                    lines.append("\(name): failed: \(error)")
+                } else if let summary = folder.summary {
+                    lines.append("\(name): \(dryRun ? "would be " : "")\(summary)")
+                }
+            }
+            return .done(lines: lines, downloaded: down, deleted: deleted, problems: problems)
         } catch {
             return .failed("\(error)")
         }

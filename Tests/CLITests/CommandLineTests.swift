@@ -3,32 +3,32 @@ import TestSupport
 
 /// The built `mailmirror` binary, run as a user would run it.
 @Suite struct CommandLineTests {
-    @Test func versionAndHelp() throws {
-        let version = try runMailmirror(["--version"])
+    @Test func versionAndHelp() async throws {
+        let version = try await runMailmirror(["--version"])
         #expect(version.status == 0)
         #expect(version.standardOutput.hasPrefix("mailmirror "))
-        let help = try runMailmirror(["--help"])
+        let help = try await runMailmirror(["--help"])
         #expect(help.status == 0)
         for command in ["sync", "daemon", "status", "check-config", "init"] {
             #expect(help.standardOutput.contains("mailmirror \(command)"))
         }
     }
 
-    @Test func usageErrorsExitTwo() throws {
-        let none = try runMailmirror([])
+    @Test func usageErrorsExitTwo() async throws {
+        let none = try await runMailmirror([])
         #expect(none.status == 2)
-        let unknown = try runMailmirror(["frobnicate"])
+        let unknown = try await runMailmirror(["frobnicate"])
         #expect(unknown.status == 2)
         #expect(unknown.standardError.contains("unknown command \"frobnicate\""))
-        let badOption = try runMailmirror(["check-config", "--json"])
+        let badOption = try await runMailmirror(["check-config", "--json"])
         #expect(badOption.status == 2)
         #expect(badOption.standardError.contains("unknown option --json"))
-        let noPath = try runMailmirror(["check-config", "--config"])
+        let noPath = try await runMailmirror(["check-config", "--config"])
         #expect(noPath.status == 2)
         #expect(noPath.standardError.contains("--config needs a path"))
     }
 
-    @Test func checkConfigPrintsTheResolvedConfigWithSecretsMasked() throws {
+    @Test func checkConfigPrintsTheResolvedConfigWithSecretsMasked() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         writeFile(dir.path + "/c.toml", """
@@ -39,7 +39,7 @@ import TestSupport
         password = "hunter2"
         maildir = "~/Mail/work"
         """, mode: 0o600)
-        let out = try runMailmirror(["check-config", "--config", dir.path + "/c.toml"], environment: ["HOME": "/home/tester"])
+        let out = try await runMailmirror(["check-config", "--config", dir.path + "/c.toml"], environment: ["HOME": "/home/tester"])
         #expect(out.status == 0)
         #expect(out.standardOutput.contains("maildir = \"/home/tester/Mail/work\""))
         #expect(out.standardOutput.contains("port = 993"))
@@ -47,7 +47,7 @@ import TestSupport
         #expect(out.standardError.isEmpty)
     }
 
-    @Test func checkConfigReportsErrorsCompilerStyle() throws {
+    @Test func checkConfigReportsErrorsCompilerStyle() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let path = dir.path + "/bad.toml"
@@ -64,17 +64,17 @@ import TestSupport
         maildir = "~/Mail/work"
         colour = "blue"
         """)
-        let out = try runMailmirror(["check-config", "--config", path])
+        let out = try await runMailmirror(["check-config", "--config", path])
         #expect(out.status == 2)
         #expect(out.standardError.contains("\(path):7: tls = \"ssl\" is not one of implicit, starttls, none"))
         #expect(out.standardError.contains("\(path):11: unknown setting \"colour\""))
         #expect(out.standardOutput.isEmpty)
     }
 
-    @Test func defaultConfigPathFollowsXDG() throws {
+    @Test func defaultConfigPathFollowsXDG() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let out = try runMailmirror(["check-config"], environment: ["XDG_CONFIG_HOME": dir.path])
+        let out = try await runMailmirror(["check-config"], environment: ["XDG_CONFIG_HOME": dir.path])
         #expect(out.status == 2)
         #expect(out.standardError.contains("\(dir.path)/mailmirror/config.toml"))
     }
@@ -105,7 +105,7 @@ import TestSupport
                   + account("imapstarttls", "imap", fixture.imapPort, "starttls", host: "localhost")
                   + account("pop3s", "pop3", fixture.pop3sPort, "implicit")
                   + account("pop3stls", "pop3", fixture.pop3Port, "starttls"))
-        let ok = try runMailmirror(["check-config", "--config", path, "--connect"])
+        let ok = try await runMailmirror(["check-config", "--config", path, "--connect"])
         #expect(ok.status == 0, "\(ok.standardOutput)\(ok.standardError)")
         let lines = ok.standardOutput.split(separator: "\n")
         #expect(lines.contains { $0.hasPrefix("imaps: ok, imaps 127.0.0.1:\(fixture.imapsPort), TLSv1.") && $0.contains("logged in as \(user.name)") && $0.contains("CONDSTORE") })
@@ -117,7 +117,7 @@ import TestSupport
         writeFile(path, account("imaps", "imap", fixture.imapsPort, "implicit")
                   + account("untrusted", "imap", fixture.imapsPort, "implicit", ca: false)
                   + account("badpassword", "imap", fixture.imapsPort, "implicit", password: "wrong"))
-        let failed = try runMailmirror(["check-config", "--config", path, "--connect"])
+        let failed = try await runMailmirror(["check-config", "--config", path, "--connect"])
         #expect(failed.status == 1)
         #expect(failed.standardOutput.contains("imaps: ok"))
         #expect(failed.standardOutput.contains("untrusted: failed, the TLS certificate of 127.0.0.1:\(fixture.imapsPort) is not trusted"))

@@ -29,7 +29,7 @@ extension String {
 
         let out = TemporaryDirectory()
         defer { out.remove() }
-        let result = try runCommand([imapFetchBinary, "--port", String(fixture.imapsPort), "--ca", fixture.caFile,
+        let result = try await runCommand([imapFetchBinary, "--port", String(fixture.imapsPort), "--ca", fixture.caFile,
                                      "--user", user.name, "--password", user.password, "--out", out.path], timeout: 120)
         #expect(result.status == 0, "\(result.standardError)")
         var fields: [String: Int] = [:]
@@ -43,7 +43,7 @@ extension String {
         print("25 MB fetch: peak RSS \(fields["peak_rss_kb"] ?? 0) kB, growth during the fetch \(growth) kB")
         #expect(growth < 8 * 1024, "memory grew by \(growth) kB while fetching a 25 MB message")
         // The file on disk is the message with LF line endings.
-        let files = try runCommand(["sh", "-c", "cat \(out.path)/INBOX/new/* | wc -c"])
+        let files = try await runCommand(["sh", "-c", "cat \(out.path)/INBOX/new/* | wc -c"])
         #expect(Int(files.standardOutput.trimmingCharacters()) == wire.count - wire.filter { $0 == 13 }.count)
     }
 }

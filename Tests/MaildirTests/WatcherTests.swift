@@ -41,7 +41,7 @@ final class ChangeLog: Sendable {
         defer { watcher.stop() }
 
         // A reader marks the message seen: a rename by another process.
-        let renamed = try runCommand(["mv", inbox.filePath(of: m), inbox.path + "/cur/" + m.baseName + ":2,S"])
+        let renamed = try await runCommand(["mv", inbox.filePath(of: m), inbox.path + "/cur/" + m.baseName + ":2,S"])
         #expect(renamed.status == 0)
         #expect(await log.wait { $0.contains { $0.folders.contains(["INBOX"]) } })
 
@@ -53,7 +53,7 @@ final class ChangeLog: Sendable {
         #expect(await log.wait { $0.count > before && $0.last!.folders.contains(["Archive"]) })
 
         // A new folder made by a reader, then a message in it.
-        let made = try runCommand(["mkdir", "-p", dir.path + "/Lists/swift/cur", dir.path + "/Lists/swift/new", dir.path + "/Lists/swift/tmp"])
+        let made = try await runCommand(["mkdir", "-p", dir.path + "/Lists/swift/cur", dir.path + "/Lists/swift/new", dir.path + "/Lists/swift/tmp"])
         #expect(made.status == 0)
         #expect(await log.wait { $0.contains { $0.folderListChanged } })
         writeFile(dir.path + "/Lists/swift/new/1.x.host", "z\n")

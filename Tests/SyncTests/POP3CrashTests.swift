@@ -47,7 +47,7 @@ import TestSupport
         }
         print("POP3 crash test: \(kills) SIGKILLs at \(thresholds); \(countFiles(dir.path + "/mail/INBOX/new")) messages local before the final run")
         #expect(kills >= 10, "the drain must have been interrupted at least 10 times")
-        let final = try runMailmirror(["sync", "--config", config])
+        let final = try await runMailmirror(["sync", "--config", config])
         #expect(final.status == 0, "\(final.standardError)")
         try await check(user: user, messages: messages, maildir: dir.path + "/mail")
     }
@@ -70,7 +70,7 @@ import TestSupport
         process.wait()
         #expect(interrupted, "the drain was still running when it was cut off")
         #expect(try await fixture.serverCount(user: user) == 200, "no DELE took effect without QUIT")
-        let rerun = try runMailmirror(["sync", "--config", config])
+        let rerun = try await runMailmirror(["sync", "--config", config])
         #expect(rerun.status == 0, "\(rerun.standardError)")
         try await check(user: user, messages: messages, maildir: dir.path + "/mail")
     }

@@ -18,7 +18,7 @@ import TestSupport
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let config = fixture.pop3Config(in: dir.path, user: user, starttls: starttls)
-        let out = try runMailmirror(["sync", "--config", config])
+        let out = try await runMailmirror(["sync", "--config", config])
         #expect(out.status == 0, "\(out.standardError)")
         #expect(out.standardOutput.contains("isp/INBOX: 200 down, 200 deleted on server"))
         #expect(try await fixture.serverCount(user: user) == 0)
@@ -26,7 +26,7 @@ import TestSupport
         #expect(local.count == 200)
         #expect(Set(local) == Set(messages.map(lf)), "each file is the message with CRLF turned into LF")
         // A second run finds nothing to do.
-        let again = try runMailmirror(["sync", "--config", config])
+        let again = try await runMailmirror(["sync", "--config", config])
         #expect(again.status == 0)
         #expect(localMessages(dir.path + "/mail").count == 200)
     }
@@ -41,20 +41,20 @@ import TestSupport
         defer { dir.remove() }
         let config = fixture.pop3Config(in: dir.path, user: user, extra: "keep_on_server = true")
         for _ in 0..<2 {
-            let out = try runMailmirror(["sync", "--config", config])
+            let out = try await runMailmirror(["sync", "--config", config])
             #expect(out.status == 0, "\(out.standardError)")
         }
         #expect(localMessages(dir.path + "/mail").count == 20)
         #expect(try await fixture.serverCount(user: user) == 20)
         try await fixture.fill(user: user, (20..<25).map { pop3Message($0) })
-        let out = try runMailmirror(["sync", "--config", config])
+        let out = try await runMailmirror(["sync", "--config", config])
         #expect(out.standardOutput.contains("isp/INBOX: 5 down"))
         #expect(localMessages(dir.path + "/mail").count == 25)
         #expect(try await fixture.serverCount(user: user) == 25)
         // A message deleted locally is never downloaded again.
-        let file = try runCommand(["sh", "-c", "ls \(dir.path)/mail/INBOX/new | head -1"]).standardOutput.trimmingCharacters(in: "\n")
+        let file = try await runCommand(["sh", "-c", "ls \(dir.path)/mail/INBOX/new | head -1"]).standardOutput.trimmingCharacters(in: "\n")
         unlink("\(dir.path)/mail/INBOX/new/\(file)")
-        _ = try runMailmirror(["sync", "--config", config])
+        _ = try await runMailmirror(["sync", "--config", config])
         #expect(localMessages(dir.path + "/mail").count == 24)
     }
 
@@ -64,12 +64,12 @@ import TestSupport
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let config = fixture.pop3Config(in: dir.path, user: user, extra: "keep_on_server = true\ndelete_after_days = 1")
-        _ = try runMailmirror(["sync", "--config", config])
+        _ = try await runMailmirror(["sync", "--config", config])
         #expect(try await fixture.serverCount(user: user) == 3)
         // Age the deliveries by two days in the state file, then sync again.
-        let aged = try runCommand(["sh", "-c", "command -v sqlite3 >/dev/null && sqlite3 \(dir.path)/state/state.sqlite3 'UPDATE pop3_uidls SET delivered_at = delivered_at - 172800'"])
+        let aged = try await runCommand(["sh", "-c", "command -v sqlite3 >/dev/null && sqlite3 \(dir.path)/state/state.sqlite3 'UPDATE pop3_uidls SET delivered_at = delivered_at - 172800'"])
         try #require(aged.status == 0, "sqlite3 CLI is needed for this test (scripts/install-deps installs it)")
-        _ = try runMailmirror(["sync", "--config", config])
+        _ = try await runMailmirror(["sync", "--config", config])
         #expect(try await fixture.serverCount(user: user) == 0)
         #expect(localMessages(dir.path + "/mail").count == 3)
     }
@@ -80,7 +80,7 @@ import TestSupport
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let config = fixture.pop3Config(in: dir.path, user: user, extra: "max_message_size = \"10K\"")
-        let out = try runMailmirror(["sync", "--config", config])
+        let out = try await runMailmirror(["sync", "--config", config])
         #expect(out.status == 0)
         #expect(out.standardOutput.contains("1 down") && out.standardOutput.contains("1 too large"))
         #expect(out.standardError.contains("larger than max_message_size"))
@@ -92,7 +92,7 @@ import TestSupport
         let dir = TemporaryDirectory()
         defer { dir.remove() }
         let config = fixture.pop3Config(in: dir.path, user: user, password: "wrong")
-        let out = try runMailmirror(["sync", "--config", config])
+        let out = try await runMailmirror(["sync", "--config", config])
         #expect(out.status == 1)
         #expect(out.standardError.contains("refused the login") && out.standardError.contains("check username and password_command"))
     }
@@ -122,7 +122,7 @@ import TestSupport
             let dir = TemporaryDirectory()
             defer { dir.remove() }
             let config = fixture.pop3Config(in: dir.path, user: u)
-            let out = try runCommand(["/usr/bin/time", "-f", "maxrss=%M", mailmirrorBinary, "sync", "--config", config], timeout: 120)
+            let out = try await runCommand(["/usr/bin/time", "-f", "maxrss=%M", mailmirrorBinary, "sync", "--config", config], timeout: 120)
             #expect(out.status == 0, "\(out.standardError)")
             #expect(localMessages(dir.path + "/mail") == [lf(message)])
             let rss = out.standardError.split(separator: "\n").compactMap { $0.hasPrefix("maxrss=") ? Int($0.dropFirst(7)) : nil }.last

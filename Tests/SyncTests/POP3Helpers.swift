@@ -75,8 +75,7 @@ extension DovecotFixture {
 func localMessages(_ maildir: String) -> [[UInt8]] {
     var result: [[UInt8]] = []
     for sub in ["new", "cur"] {
-        let listing = (try? runCommand(["ls", "\(maildir)/INBOX/\(sub)"]))?.standardOutput ?? ""
-        for name in listing.split(separator: "\n") {
+        for name in listDirectory("\(maildir)/INBOX/\(sub)") {
             if let bytes = readBytes("\(maildir)/INBOX/\(sub)/\(name)") { result.append(bytes) }
         }
     }

@@ -21,7 +21,7 @@ import TestSupport
         #expect(POP3Status(line: Array(line.utf8)) == nil)
     }
 
-    @Test func dotUnstuffingAtEverySplit() throws {
+    @Test func dotUnstuffingAtEverySplit() async throws {
         let wire = Array("Subject: x\r\n\r\n..starts with dot\r\n.\r\n".utf8) // ends at the lone dot
         let input = Array("Subject: x\r\n\r\n...two\r\n..\r\n.a\r\nend\r\n.\r\n+OK next\r\n".utf8)
         let expected = Array("Subject: x\r\n\r\n..two\r\n.\r\na\r\nend\r\n".utf8)
@@ -48,9 +48,9 @@ import TestSupport
         #expect(throws: POP3MultilineDecoder.LineTooLong.self) { _ = try d.decode([UInt8](repeating: 65, count: 5000)) }
     }
 
-    @Test func fuzzCorpusReplays() throws {
+    @Test func fuzzCorpusReplays() async throws {
         let dir = repositoryRoot + "/Fuzz/corpus/pop3"
-        let names = try runCommand(["ls", dir]).standardOutput.split(separator: "\n")
+        let names = listDirectory(dir)
         #expect(names.count >= 4)
         for name in names {
             let bytes = readBytes(dir + "/" + String(name)) ?? []

@@ -12,14 +12,40 @@ public struct CommandOutput: Sendable {
 }
 
 /// Runs argv (no shell; arguments are single-quoted for /bin/sh), with extra environment
-/// variables, killed after `timeout` seconds.
-public func runCommand(_ argv: [String], environment: [String: String] = [:], timeout: Double = 60) throws -> CommandOutput {
-    let quoted = argv.map(shellQuote).joined(separator: " ")
-    let env = environment.map { "\($0.key)=\(shellQuote($0.value))" }.joined(separator: " ")
-    let result = try Subprocess.runShellBlocking(env.isEmpty ? quoted : "env \(env) \(quoted)", timeout: timeout)
+/// variables, killed after `timeout` seconds. The wait happens off the cooperative pool, so
+/// tests running in parallel are not starved while a subprocess runs.
+public func runCommand(_ argv: [String], environment: [String: String] = [:], timeout: Double = 60) async throws -> CommandOutput {
+    let result = try await Subprocess.runShell(commandLine(argv, environment), timeout: timeout, outputLimit: 16 << 20)
     return CommandOutput(status: result.exitStatus,
                          standardOutput: String(decoding: result.standardOutput, as: UTF8.self),
                          standardError: String(decoding: result.standardError, as: UTF8.self))
+}
+
+/// The same for synchronous contexts (blocks the calling thread).
+public func runCommandBlocking(_ argv: [String], environment: [String: String] = [:], timeout: Double = 60) throws -> CommandOutput {
+    let result = try Subprocess.runShellBlocking(commandLine(argv, environment), timeout: timeout, outputLimit: 16 << 20)
+    return CommandOutput(status: result.exitStatus,
+                         standardOutput: String(decoding: result.standardOutput, as: UTF8.self),
+                         standardError: String(decoding: result.standardError, as: UTF8.self))
+}
+
+func commandLine(_ argv: [String], _ environment: [String: String]) -> String {
+    let quoted = argv.map(shellQuote).joined(separator: " ")
+    let env = environment.map { "\($0.key)=\(shellQuote($0.value))" }.joined(separator: " ")
+    return env.isEmpty ? quoted : "env \(env) \(quoted)"
+}
+
+/// The names in a directory (without . and ..), sorted; empty when it cannot be read.
+public func listDirectory(_ path: String) -> [String] {
+    guard let dir = opendir(path) else { return [] }
+    defer { closedir(dir) }
+    var names: [String] = []
+    let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+    while let entry = readdir(dir) {
+        let name = String(cString: (UnsafeRawPointer(entry) + offset).assumingMemoryBound(to: CChar.self))
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names.sorted()
 }
 
 /// `s` in single quotes for /bin/sh.
@@ -39,8 +65,8 @@ public var mailmirrorBinary: String {
 }
 
 /// Runs the built `mailmirror` with `arguments`.
-public func runMailmirror(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 60) throws -> CommandOutput {
-    try runCommand([mailmirrorBinary] + arguments, environment: environment, timeout: timeout)
+public func runMailmirror(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 120) async throws -> CommandOutput {
+    try await runCommand([mailmirrorBinary] + arguments, environment: environment, timeout: timeout)
 }
 
 /// A child process started without waiting, so a test can kill it at a chosen moment.

@@ -43,6 +43,6 @@ public struct TemporaryDirectory: Sendable {
     }
 
     public func remove() {
-        _ = try? runCommand(["rm", "-rf", path])
+        _ = try? runCommandBlocking(["rm", "-rf", path])
     }
 }

@@ -24,7 +24,7 @@ import TestSupport
         let elapsed = monotonicSeconds() - start
         guard case .timedOut(_, _, let seconds) = error else { Issue.record("got \(String(describing: error))"); return }
         #expect(seconds == 1)
-        #expect(elapsed >= 0.9 && elapsed < 4)
+        #expect(elapsed >= 0.9 && elapsed < 15)   // generous: a loaded CI machine
         #expect(error!.description.contains("not answering"))
         await connection.close()
     }
@@ -38,7 +38,7 @@ import TestSupport
                                              tls: TLSClientConfiguration(verifyName: "127.0.0.1"), connectTimeout: 1.5)
         }
         guard case .timedOut = error else { Issue.record("got \(String(describing: error))"); return }
-        #expect(monotonicSeconds() - start < 5)
+        #expect(monotonicSeconds() - start < 15)
     }
 
     @Test func bytesAfterStartTLSOkAreRefused() async throws {

@@ -1,0 +1,211 @@
+import Config
+import Maildir
+import Support
+
+/// A message pair as the planner sees it (from the state file).
+public struct PlannedPair: Sendable, Equatable {
+    public var id: Int64
+    /// The server UID; `UID(0)` marks "gone on the server, kept locally by policy".
+    public var uid: UID?
+    /// The Maildir base name; "" marks "gone locally, kept on the server by policy".
+    public var localName: String?
+    /// The six mirrored letters both sides last agreed on.
+    public var flags: MessageFlags
+
+    public init(id: Int64, uid: UID?, localName: String?, flags: MessageFlags) {
+        self.id = id
+        self.uid = uid
+        self.localName = localName
+        self.flags = flags
+    }
+
+    static let goneRemote = UID(0)
+    static let goneLocal = ""
+}
+
+/// What the user allows one pass to do.
+public struct SyncPolicy: Sendable, Equatable {
+    public var direction: SyncDirection
+    public var delete: DeletePolicy
+    public var maxDeleteFraction: Double
+    /// `--force`: let a mass deletion through.
+    public var force: Bool
+
+    public init(direction: SyncDirection = .both, delete: DeletePolicy = .both, maxDeleteFraction: Double = 0.5, force: Bool = false) {
+        self.direction = direction
+        self.delete = delete
+        self.maxDeleteFraction = maxDeleteFraction
+        self.force = force
+    }
+
+    var writesLocal: Bool { direction != .push }
+    var writesRemote: Bool { direction != .pull }
+    /// A deletion on the server is carried to the Maildir.
+    var propagatesRemoteDeletions: Bool { (delete == .both || delete == .pull) && writesLocal }
+    /// A deletion in the Maildir is carried to the server.
+    var propagatesLocalDeletions: Bool { (delete == .both || delete == .push) && writesRemote }
+}
+
+/// Everything one pass over one folder will do: the planner's output, the executor's input.
+public struct FolderPlan: Sendable, Equatable {
+    /// Remote-only messages to download.
+    public var downloads: [UID] = []
+    /// Local-only messages (base names) to upload.
+    public var uploads: [String] = []
+    /// Flags to add/remove on the server, per UID.
+    public var remoteFlags: [RemoteFlagChange] = []
+    /// New flags of local messages (by base name; unknown letters already preserved).
+    public var localFlags: [LocalFlagChange] = []
+    /// Pairs whose agreed flags change.
+    public var agreedFlags: [AgreedFlags] = []
+    /// Messages deleted locally, to expunge on the server (pair id, UID).
+    public var deleteRemote: [PairUID] = []
+    /// Messages expunged on the server, to remove locally (pair id, base name).
+    public var deleteLocal: [PairName] = []
+    /// Pairs to forget (both sides gone).
+    public var forget: [Int64] = []
+    /// Pairs whose remote side is gone but whose local copy stays (policy): marked, never re-uploaded.
+    public var keepLocalOnly: [Int64] = []
+    /// Pairs whose local side is gone but whose server copy stays (policy): marked, never re-downloaded.
+    public var keepRemoteOnly: [Int64] = []
+    /// Deletions held back by the mass-deletion guard (on the server, in the Maildir).
+    public var heldRemoteDeletions = 0
+    public var heldLocalDeletions = 0
+
+    public struct RemoteFlagChange: Sendable, Equatable {
+        public var uid: UID
+        public var add: MessageFlags
+        public var remove: MessageFlags
+    }
+    public struct LocalFlagChange: Sendable, Equatable {
+        public var localName: String
+        public var flags: MessageFlags
+    }
+    public struct AgreedFlags: Sendable, Equatable {
+        public var pairID: Int64
+        public var flags: MessageFlags
+    }
+    public struct PairUID: Sendable, Equatable {
+        public var pairID: Int64
+        public var uid: UID
+    }
+    public struct PairName: Sendable, Equatable {
+        public var pairID: Int64
+        public var localName: String
+    }
+
+    /// Whether the pass changes anything.
+    public var isEmpty: Bool {
+        downloads.isEmpty && uploads.isEmpty && remoteFlags.isEmpty && localFlags.isEmpty && agreedFlags.isEmpty
+            && deleteRemote.isEmpty && deleteLocal.isEmpty && forget.isEmpty && keepLocalOnly.isEmpty && keepRemoteOnly.isEmpty
+    }
+}
+
+/// The pure planner: (remote view, local view, last agreed state, policy) → plan. No I/O.
+///
+/// Flags merge three ways per letter against the agreed flags: a letter changed on one side
+/// takes that side's value; changed on both, both agree (a flag is either set or not).
+/// Letters without an IMAP meaning stay local. A message gone from one side since the last
+/// agreed state is deleted on the other when the policy carries that side's deletions;
+/// otherwise the surviving copy is kept and marked so it is never copied back.
+public enum FolderPlanner {
+    /// - Parameters:
+    ///   - remote: UID → mirrored letters of every message on the server.
+    ///   - local: base name → all letters of every message file.
+    public static func plan(remote: [UID: MessageFlags], local: [String: MessageFlags],
+                            pairs: [PlannedPair], policy: SyncPolicy) -> FolderPlan {
+        var plan = FolderPlan()
+        var pairedUIDs = Set<UID>()
+        var pairedNames = Set<String>()
+        var remoteDeletions: [FolderPlan.PairUID] = []
+        var localDeletions: [FolderPlan.PairName] = []
+
+        for pair in pairs {
+            if let uid = pair.uid { pairedUIDs.insert(uid) }
+            if let name = pair.localName { pairedNames.insert(name) }
+            // A pair still waiting for an upload's UID or a download's file is the
+            // recovery step's business; it is never planned over.
+            guard let uid = pair.uid, let name = pair.localName else { continue }
+            let remoteGoneByPolicy = uid == PlannedPair.goneRemote
+            let localGoneByPolicy = name == PlannedPair.goneLocal
+            let r = remoteGoneByPolicy ? nil : remote[uid]
+            let l = localGoneByPolicy ? nil : local[name]
+
+            switch (r, l) {
+            case let (r?, l?):
+                mergeFlags(pair: pair, uid: uid, name: name, remote: r, local: l, policy: policy, into: &plan)
+            case (nil, _?) where remoteGoneByPolicy:
+                break   // kept locally on purpose
+            case (_?, nil) where localGoneByPolicy:
+                break   // kept on the server on purpose
+            case (nil, _?):
+                // Expunged on the server since the last pass.
+                if policy.propagatesRemoteDeletions { localDeletions.append(.init(pairID: pair.id, localName: name)) }
+                else { plan.keepLocalOnly.append(pair.id) }
+            case (_?, nil):
+                // Removed from the Maildir since the last pass.
+                if policy.propagatesLocalDeletions { remoteDeletions.append(.init(pairID: pair.id, uid: uid)) }
+                else { plan.keepRemoteOnly.append(pair.id) }
+            case (nil, nil):
+                plan.forget.append(pair.id)
+            }
+        }
+
+        // Mass-deletion guard, per direction, against the side's count before the pass.
+        if heldBack(remoteDeletions.count, of: remote.count, policy) {
+            plan.heldRemoteDeletions = remoteDeletions.count
+        } else {
+            plan.deleteRemote = remoteDeletions
+        }
+        if heldBack(localDeletions.count, of: local.count, policy) {
+            plan.heldLocalDeletions = localDeletions.count
+        } else {
+            plan.deleteLocal = localDeletions
+        }
+
+        if policy.writesLocal {
+            plan.downloads = remote.keys.filter { !pairedUIDs.contains($0) }.sorted()
+        }
+        if policy.writesRemote {
+            plan.uploads = local.keys.filter { !pairedNames.contains($0) }.sorted()
+        }
+        return plan
+    }
+
+    static func heldBack(_ deletions: Int, of count: Int, _ policy: SyncPolicy) -> Bool {
+        !policy.force && count >= 10 && Double(deletions) > policy.maxDeleteFraction * Double(count)
+    }
+
+    static func mergeFlags(pair: PlannedPair, uid: UID, name: String, remote r: MessageFlags, local fullLocal: MessageFlags,
+                           policy: SyncPolicy, into plan: inout FolderPlan) {
+        let l = FlagMapping.mirrored(fullLocal)
+        let a = pair.flags
+        var merged = MessageFlags()
+        for letter in MessageFlags.known {
+            let inA = a.contains(letter), inR = r.contains(letter), inL = l.contains(letter)
+            let value = inR == inA ? inL : inR   // a side that changed wins; both changed → they agree
+            if value { merged.insert(letter) }
+        }
+        var remoteAfter = r
+        var localAfter = l
+        if merged != l && policy.writesLocal {
+            var full = fullLocal   // keep letters without an IMAP meaning
+            for letter in MessageFlags.known { if merged.contains(letter) { full.insert(letter) } else { full.remove(letter) } }
+            plan.localFlags.append(.init(localName: name, flags: full))
+            localAfter = merged
+        }
+        if merged != r && policy.writesRemote {
+            var add = MessageFlags(), remove = MessageFlags()
+            for letter in MessageFlags.known {
+                if merged.contains(letter) && !r.contains(letter) { add.insert(letter) }
+                if !merged.contains(letter) && r.contains(letter) { remove.insert(letter) }
+            }
+            plan.remoteFlags.append(.init(uid: uid, add: add, remove: remove))
+            remoteAfter = merged
+        }
+        // Agree only on what both sides will hold; a one-way policy leaves the rest pending.
+        if remoteAfter == merged && localAfter == merged && merged != a {
+            plan.agreedFlags.append(.init(pairID: pair.id, flags: merged))
+        }
+    }
+}

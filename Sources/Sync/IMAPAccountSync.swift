@@ -1,0 +1,262 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Config
+import IMAP
+import Maildir
+import State
+import Support
+import Transport
+
+/// What one pass over an IMAP account did.
+public struct AccountReport: Sendable {
+    public var folders: [FolderReport] = []
+    /// Messages whose deletion the mass-deletion guard held back.
+    public var heldDeletions: Int { folders.reduce(0) { $0 + $1.heldDeletions } }
+    public var failedFolders: Int { folders.filter { $0.error != nil }.count }
+}
+
+/// One pass over an IMAP account: folders on both sides are listed and reconciled (created,
+/// deleted when empty, recreated otherwise), then each mirrored folder is synced by
+/// `IMAPFolderSync`, spread over up to `connections` sessions. A failing folder is reported
+/// and the others still complete.
+public struct IMAPAccountSync: Sendable {
+    public let account: AccountConfiguration
+    public let stateDirectory: String
+    public let logger: Logger
+    public let policy: SyncPolicy
+    public let dryRun: Bool
+
+    public init(account: AccountConfiguration, stateDirectory: String, logger: Logger, force: Bool, dryRun: Bool) {
+        self.account = account
+        self.stateDirectory = stateDirectory
+        self.logger = logger
+        self.dryRun = dryRun
+        policy = SyncPolicy(direction: account.direction, delete: account.delete,
+                            maxDeleteFraction: account.maxDeleteFraction, force: force)
+    }
+
+    /// A logged-in session (credentials resolved once per session).
+    func connect(secret: String) async throws -> IMAPSession {
+        let session = try await IMAPSession.connect(host: account.host, port: account.port, security: account.connectionSecurity)
+        do {
+            try await session.login(username: account.username, secret: secret,
+                                    mechanism: IMAPAuthMechanism(rawValue: account.auth.rawValue) ?? .auto,
+                                    host: account.host, port: account.port)
+            if account.compress == .always || (account.compress == .auto && !isLocalAddress(session.connection.remoteAddress)) {
+                try await session.enableCompression()
+            }
+        } catch {
+            await session.close()
+            throw error
+        }
+        return session
+    }
+
+    /// The state to work on: the real file, or for a dry run an in-memory copy of it.
+    func openState() throws -> StateStore {
+        dryRun ? try StateStore.scratchCopy(of: stateDirectory) : try StateStore.open(directory: stateDirectory)
+    }
+
+    public func run() async throws -> AccountReport {
+        let secret = try await account.password?.resolve(account: account.name) ?? ""
+        let state = try openState()
+        let accountID = try state.account(named: account.name, protocol: "imap")
+        let store = MaildirStore(root: account.maildir, layout: account.layout)
+        let main = try await connect(secret: secret)
+        var report = AccountReport()
+        do {
+            let naming = try await discoverNaming(main)
+            let work = try await reconcileFolders(session: main, state: state, accountID: accountID, store: store, naming: naming, report: &report)
+            // Folders spread over up to `connections` sessions (the first is reused).
+            var sessions = [main]
+            // A dry run works on one in-memory copy of the state: one session shares it.
+            for _ in 1..<(dryRun ? 1 : max(1, min(account.connections, work.count))) {
+                if let extra = try? await connect(secret: secret) { sessions.append(extra) }
+            }
+            let queue = WorkQueue(work)
+            let reports = await withTaskGroup(of: [FolderReport].self) { group in
+                for session in sessions {
+                    group.addTask {
+                        await self.worker(session: session, queue: queue, accountID: accountID, store: store,
+                                          sharedState: self.dryRun ? state : nil)
+                    }
+                }
+                var all: [FolderReport] = []
+                for await r in group { all += r }
+                return all
+            }
+            report.folders += reports.sorted { $0.folder.lexicographicallyPrecedes($1.folder) }
+            for session in sessions.dropFirst() { await session.logout() }
+            await main.logout()
+            try state.recordAccountPass(accountID, completedAt: report.failedFolders == 0 && !dryRun ? Int64(time(nil)) : nil,
+                                        error: report.failedFolders == 0 ? nil : "\(report.failedFolders) folder(s) failed")
+            return report
+        } catch {
+            await main.close()
+            try? state.recordAccountPass(accountID, completedAt: nil, error: "\(error)")
+            throw error
+        }
+    }
+
+    func worker(session: IMAPSession, queue: WorkQueue, accountID: AccountID, store: MaildirStore,
+                sharedState: StateStore?) async -> [FolderReport] {
+        var reports: [FolderReport] = []
+        let state: StateStore
+        do { state = try sharedState ?? openState() } catch {
+            while let item = await queue.next() {
+                var r = FolderReport(folder: item.folder)
+                r.error = "\(error)"
+                reports.append(r)
+            }
+            return reports
+        }
+        let sync = IMAPFolderSync(account: account, session: session, state: state, accountID: accountID, store: store,
+                                  policy: policy, logger: logger, dryRun: dryRun)
+        while let item = await queue.next() {
+            do {
+                var r = try await sync.sync(mailbox: item.mailbox, folder: item.folder, record: try state.folderRecord(id: item.record))
+                r.created = item.created
+                reports.append(r)
+            } catch {
+                var r = FolderReport(folder: item.folder)
+                r.error = "\(error)"
+                logger.error("\(account.name)/\(FolderNaming.displayName(item.folder)): \(error)")
+                reports.append(r)
+                if await session.closedReason != nil { break }   // the session is gone: leave the rest to the others
+            }
+        }
+        return reports
+    }
+
+    /// The personal namespace prefix and delimiter (RFC 2342), else the delimiter of INBOX.
+    func discoverNaming(_ session: IMAPSession) async throws -> FolderNaming {
+        let utf8 = await session.enabled.contains("UTF8=ACCEPT")
+        if let ns = try await session.namespace(), let personal = ns.personal.first {
+            return FolderNaming(prefix: personal.prefix, delimiter: personal.delimiter, utf8: utf8)
+        }
+        let inbox = try await session.list(pattern: Array("INBOX".utf8)).first
+        return FolderNaming(prefix: [], delimiter: inbox?.delimiter, utf8: utf8)
+    }
+
+    /// One folder to sync.
+    struct WorkItem: Sendable {
+        var mailbox: MailboxName
+        var folder: [String]
+        var record: FolderID
+        var created: String?
+    }
+
+    /// Lists both sides, applies the folder rules, and returns the folders to sync.
+    func reconcileFolders(session: IMAPSession, state: StateStore, accountID: AccountID, store: MaildirStore,
+                          naming: FolderNaming, report: inout AccountReport) async throws -> [WorkItem] {
+        let filter = FolderFilter(account.folders)
+        let log = logger.with(context: account.name)
+        var remote: [[String]: MailboxName] = [:]
+        var noselect: [[String]] = []
+        for entry in try await session.list() {
+            guard let folder = naming.folder(for: entry.name), filter.includes(folder) else { continue }
+            if entry.has("\\NonExistent") { continue }
+            if entry.has("\\Noselect") { noselect.append(folder); continue }
+            remote[folder] = entry.name
+        }
+        var local = Set<[String]>()
+        for entry in store.listFolders() where entry.isMaildir && filter.includes(entry.name) { local.insert(entry.name) }
+        let known = Dictionary(try state.folders(of: accountID).compactMap { r in
+            MaildirLayout.fs.folder(forRelativePath: r.localName).map { ($0, r) }
+        }, uniquingKeysWith: { a, _ in a })
+
+        var work: [WorkItem] = []
+        func record(_ folder: [String], _ mailbox: MailboxName) throws -> FolderRecord {
+            try state.folder(of: accountID, remoteName: mailbox.bytes, localName: MaildirLayout.fs.relativePath(for: folder))
+        }
+        if !dryRun && policy.writesLocal { for folder in noselect where !local.contains(folder) { try store.createPlainDirectory(folder) } }
+
+        for folder in Set(remote.keys).union(local).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            let name = FolderNaming.displayName(folder)
+            switch (remote[folder], local.contains(folder), known[folder]) {
+            case let (mailbox?, true, _):
+                work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id))
+            case let (mailbox?, false, previous?):
+                // Deleted locally since the last pass: delete on the server only if empty there.
+                let status = try await session.status(mailbox, items: [.messages])
+                if (status.messages ?? 1) == 0 && policy.writesRemote && !mailbox.isInbox {
+                    if !dryRun {
+                        try await session.delete(mailbox)
+                        try state.deleteFolder(previous.id)
+                    }
+                    var r = FolderReport(folder: folder)
+                    r.created = "folder deleted on the server (it was deleted locally and was empty there)"
+                    report.folders.append(r)
+                } else {
+                    log.warn("\(name) was deleted locally but holds messages on the server; it is recreated locally")
+                    if !dryRun { try store.createFolder(folder); try state.deleteAllPairs(in: previous.id) }
+                    work.append(WorkItem(mailbox: mailbox, folder: folder, record: previous.id, created: "recreated locally"))
+                }
+            case let (mailbox?, false, nil):
+                if !policy.writesLocal { continue }
+                if !dryRun { try store.createFolder(folder) }
+                work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id, created: "created locally"))
+            case let (nil, true, previous?):
+                // Deleted on the server since the last pass: delete locally only if empty here.
+                let messages = (try? store.folder(folder).scan().messages.count) ?? 1
+                if messages == 0 && policy.writesLocal && folder != ["INBOX"] {
+                    if !dryRun {
+                        try store.deleteFolder(folder)
+                        try state.deleteFolder(previous.id)
+                    }
+                    var r = FolderReport(folder: folder)
+                    r.created = "folder deleted locally (it was deleted on the server and was empty here)"
+                    report.folders.append(r)
+                } else if let mailbox = naming.mailbox(for: folder), policy.writesRemote {
+                    log.warn("\(name) was deleted on the server but holds messages locally; it is recreated on the server")
+                    if !dryRun {
+                        try await session.create(mailbox)
+                        try state.deleteAllPairs(in: previous.id)
+                        var fresh = previous
+                        fresh.uidValidity = nil      // a new mailbox: new UIDs
+                        fresh.uidNext = nil
+                        fresh.highestModSeq = nil
+                        try state.updateFolder(fresh)
+                    }
+                    work.append(WorkItem(mailbox: mailbox, folder: folder, record: previous.id, created: "recreated on the server"))
+                }
+            case (nil, true, nil):
+                guard policy.writesRemote else { continue }
+                guard let mailbox = naming.mailbox(for: folder) else {
+                    log.warn("\(name) cannot exist on this server (a name contains its hierarchy delimiter); not created there, nothing local is touched")
+                    continue
+                }
+                if !dryRun {
+                    do { try await session.create(mailbox) }
+                    catch IMAPError.commandFailed(_, _, .no, .other("ALREADYEXISTS", _)?, _) {}
+                }
+                if dryRun {
+                    var r = FolderReport(folder: folder)
+                    r.created = "would be created on the server"
+                    report.folders.append(r)
+                    continue
+                }
+                work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id, created: "created on the server"))
+            case (nil, false, _):
+                break
+            }
+        }
+        return work
+    }
+}
+
+/// Hands out folders to the workers, one at a time.
+actor WorkQueue {
+    private var items: [IMAPAccountSync.WorkItem]
+    init(_ items: [IMAPAccountSync.WorkItem]) { self.items = items.reversed() }
+    func next() -> IMAPAccountSync.WorkItem? { items.popLast() }
+}
+
+/// Whether an address is loopback or private (COMPRESS=auto stays off there).
+func isLocalAddress(_ address: String) -> Bool {
+    if address == "::1" || address.hasPrefix("127.") || address.hasPrefix("10.") || address.hasPrefix("192.168.")
+        || address.lowercased().hasPrefix("fe80:") || address.lowercased().hasPrefix("fd") { return true }
+    if address.hasPrefix("172."), let second = Int(address.split(separator: ".").dropFirst().first ?? ""), (16...31).contains(second) { return true }
+    return false
+}
