@@ -26,6 +26,8 @@ public struct IMAPAccountSync: Sendable {
     public let logger: Logger
     public let policy: SyncPolicy
     public let dryRun: Bool
+    /// Where long downloads show progress (a terminal), or nil.
+    public var progress: ProgressLine?
 
     public init(account: AccountConfiguration, stateDirectory: String, logger: Logger, force: Bool, dryRun: Bool) {
         self.account = account
@@ -111,8 +113,9 @@ public struct IMAPAccountSync: Sendable {
             }
             return reports
         }
-        let sync = IMAPFolderSync(account: account, session: session, state: state, accountID: accountID, store: store,
+        var sync = IMAPFolderSync(account: account, session: session, state: state, accountID: accountID, store: store,
                                   policy: policy, logger: logger, dryRun: dryRun)
+        sync.progress = progress
         while let item = await queue.next() {
             do {
                 var r = try await sync.sync(mailbox: item.mailbox, folder: item.folder, record: try state.folderRecord(id: item.record))

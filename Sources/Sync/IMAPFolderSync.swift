@@ -51,6 +51,8 @@ struct IMAPFolderSync {
     var batchSize = 100
     /// Batches in flight at once on the session.
     var pipelineDepth = 4
+    /// Progress of long downloads, on a terminal.
+    var progress: ProgressLine? = nil
 
     func sync(mailbox: MailboxName, folder: [String], record initial: FolderRecord) async throws -> FolderReport {
         var report = FolderReport(folder: folder)
@@ -178,9 +180,11 @@ struct IMAPFolderSync {
             while let sink = try await group.next() {
                 inFlight -= 1
                 delivered += try commit(sink, record: record)
+                progress?.update("\(account.name)/\(FolderNaming.displayName(maildir.name)) downloading", done: delivered, total: uids.count)
                 if next < batches.count { try launch() }
             }
         }
+        progress?.clear()
         return delivered
     }
 

@@ -7,6 +7,9 @@ import Sync
 /// selected accounts (all by default), in parallel, each with its own state connection and
 /// lock; a failing account never stops the others.
 enum SyncCommand {
+    /// The progress line on a terminal (shared by all accounts).
+    static let progress = ProgressLine()
+
     /// Outcome of one account's pass.
     enum Outcome: Sendable {
         case done(lines: [String], downloaded: Int, deleted: Int, problems: Int)
@@ -75,8 +78,10 @@ enum SyncCommand {
             if !dryRun { _ = try StateStore.open(directory: config.general.stateDirectory) }   // creates state_dir
             let lock = dryRun ? nil : try AccountLock(stateDirectory: config.general.stateDirectory, account: account.name)
             defer { withExtendedLifetime(lock) {} }
-            let report = try await IMAPAccountSync(account: account, stateDirectory: config.general.stateDirectory, logger: logger,
-                                                   force: force, dryRun: dryRun).run()
+            var sync = IMAPAccountSync(account: account, stateDirectory: config.general.stateDirectory, logger: logger,
+                                       force: force, dryRun: dryRun)
+            sync.progress = progress
+            let report = try await sync.run()
             var lines: [String] = []
             var down = 0, deleted = 0, problems = 0
             for folder in report.folders {
