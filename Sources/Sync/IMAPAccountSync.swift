@@ -63,6 +63,9 @@ public struct IMAPAccountSync: Sendable {
     public func run() async throws -> AccountReport {
         let secret = try await account.password?.resolve(account: account.name) ?? ""
         let state = try openState()
+        if !dryRun && mkdir(stateDirectory + "/spool", 0o700) != 0 && errno != EEXIST {
+            throw MaildirError(operation: "create upload spool", path: stateDirectory + "/spool", errno: errno)
+        }
         let accountID = try state.account(named: account.name, protocol: "imap")
         let store = MaildirStore(root: account.maildir, layout: account.layout)
         let main = try await connect(secret: secret)
@@ -113,12 +116,13 @@ public struct IMAPAccountSync: Sendable {
             }
             return reports
         }
-        var sync = IMAPFolderSync(account: account, session: session, state: state, accountID: accountID, store: store,
-                                  policy: policy, logger: logger, dryRun: dryRun)
+        var sync = FolderSync(account: account, state: state, accountID: accountID, policy: policy, logger: logger, dryRun: dryRun)
         sync.progress = progress
         while let item = await queue.next() {
             do {
-                var r = try await sync.sync(mailbox: item.mailbox, folder: item.folder, record: try state.folderRecord(id: item.record))
+                let far = IMAPFolderStore(session: session, mailbox: item.mailbox, spoolDirectory: stateDirectory + "/spool")
+                let near = MaildirFolderStore(folder: store.folder(item.folder))
+                var r = try await sync.sync(far: far, near: near, folder: item.folder, record: try state.folderRecord(id: item.record))
                 r.created = item.created
                 reports.append(r)
             } catch {

@@ -35,7 +35,7 @@ import TestSupport
         await s.logout()
 
         var rng = SeededGenerator(seed: 1127)
-        let thresholds = (0..<24).map { _ in 1 + Int(rng.next() % 999) }.sorted()
+        let thresholds = (0..<28).map { _ in 1 + Int(rng.next() % 999) }.sorted()
         var kills = 0
         for (k, threshold) in thresholds.enumerated() {
             let process = try SpawnedProcess([mailmirrorBinary, "sync", "--config", a.config], outputPath: a.dir.path + "/log")
@@ -81,7 +81,7 @@ import TestSupport
         for i in 0..<120 { try a.deliverLocally("INBOX", mail("push\(i)", lines: 40), flags: i % 2 == 0 ? "S" : "") }
         let watcher = try await a.session()
         var rng = SeededGenerator(seed: 2026)
-        let thresholds = (0..<22).map { _ in 1 + Int(rng.next() % 119) }.sorted()
+        let thresholds = (0..<28).map { _ in 1 + Int(rng.next() % 119) }.sorted()
         var kills = 0
         for (k, threshold) in thresholds.enumerated() {
             let process = try SpawnedProcess([mailmirrorBinary, "sync", "--config", a.config], outputPath: a.dir.path + "/log")

@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Support
+
+/// What one pass did to one folder.
+public struct FolderReport: Sendable {
+    public var folder: [String]
+    public var downloaded = 0
+    public var uploaded = 0
+    public var flagChanges = 0
+    public var deleted = 0
+    public var heldDeletions = 0
+    public var recovered = 0
+    public var created: String?
+    public var error: String?
+
+    public init(folder: [String]) { self.folder = folder }
+
+    /// "12 down, 1 up, 3 flag changes, 2 deleted", or nil when nothing happened.
+    public var summary: String? {
+        var parts: [String] = []
+        if let created { parts.append(created) }
+        if downloaded > 0 { parts.append("\(downloaded) down") }
+        if uploaded > 0 { parts.append("\(uploaded) up") }
+        if flagChanges > 0 { parts.append("\(flagChanges) flag change\(flagChanges == 1 ? "" : "s")") }
+        if deleted > 0 { parts.append("\(deleted) deleted") }
+        if recovered > 0 { parts.append("\(recovered) recovered after an interruption") }
+        if heldDeletions > 0 { parts.append("\(heldDeletions) deletion\(heldDeletions == 1 ? "" : "s") held") }
+        return parts.isEmpty ? nil : parts.joined(separator: ", ")
+    }
+}
+
+/// Failures of the sync engine that are not protocol or file errors.
+public enum SyncError: Error, Sendable, CustomStringConvertible {
+    case uidValidityChanged(was: UIDValidity, now: UIDValidity)
+
+    public var description: String {
+        switch self {
+        case let .uidValidityChanged(was, now):
+            return "the server's UIDVALIDITY changed (\(was) → \(now)), so its UIDs no longer match; the folder is skipped and nothing is deleted (re-matching by Message-ID comes in a later version)"
+        }
+    }
+}
+
+/// 96 random bits as hex: upload recovery tokens.
+func randomToken() -> String {
+    var bytes = [UInt8](repeating: 0, count: 12)
+    let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+    if fd >= 0 { _ = read(fd, &bytes, bytes.count); close(fd) }
+    return bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+}

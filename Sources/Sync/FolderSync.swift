@@ -1,0 +1,191 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Config
+import IMAP
+import Maildir
+import State
+import Support
+
+/// The sync engine for one folder, written once over two `FolderStore`s — the server
+/// ("far") and the Maildir ("near"): recovery of journaled transfers, both views, the
+/// plan, then flags, deletions and transfers. Downloads and uploads are one code path,
+/// `transfer(from:to:)`, with the stores swapped.
+struct FolderSync {
+    let account: AccountConfiguration
+    let state: StateStore
+    let accountID: AccountID
+    let policy: SyncPolicy
+    let logger: Logger
+    let dryRun: Bool
+    /// Messages per transfer batch: one journal commit, one durable delivery, one state commit.
+    var transferBatch = 250
+    var progress: ProgressLine?
+
+    func sync(far: IMAPFolderStore, near: MaildirFolderStore, folder: [String], record initial: FolderRecord) async throws -> FolderReport {
+        var report = FolderReport(folder: folder)
+        var record = initial
+        let log = logger.with(context: account.name + "/" + FolderNaming.displayName(folder))
+        let selected = try await far.open()
+        if let known = record.uidValidity, let now = selected.uidValidity, known != now {
+            throw SyncError.uidValidityChanged(was: known, now: now)
+        }
+        if !dryRun { report.recovered = try await recover(record: record, far: far, near: near, marker: selected.uidNext, log: log) }
+
+        let farMessages = try await far.list()
+        let nearMessages = try await near.list()
+        if near.skippedNames > 0 { log.warn("\(near.skippedNames) file(s) with names that are not UTF-8 are left alone") }
+        var remote: [UID: MessageFlags] = [:]
+        for case let (.uid(uid), m) in farMessages { remote[uid] = m.flags }
+        var local: [String: MessageFlags] = [:]
+        for case let (.name(name), m) in nearMessages { local[name] = m.flags }
+        let planned = try state.pairs(in: record.id).compactMap { p in
+            p.id.map { PlannedPair(id: $0, uid: p.uid, localName: p.localName, flags: MessageFlags(p.flags)) }
+        }
+        let plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy)
+        report.heldDeletions = plan.heldRemoteDeletions + plan.heldLocalDeletions
+        if plan.heldRemoteDeletions > 0 {
+            log.warn("\(plan.heldRemoteDeletions) of \(remote.count) messages deleted locally would be deleted on the server (more than max_delete_fraction = \(account.maxDeleteFraction)); held — run `mailmirror sync --force` to let them through")
+        }
+        if plan.heldLocalDeletions > 0 {
+            log.warn("\(plan.heldLocalDeletions) of \(local.count) local messages would be deleted because the server expunged them (more than max_delete_fraction = \(account.maxDeleteFraction)); held — run `mailmirror sync --force` to let them through")
+        }
+        report.flagChanges = plan.localFlags.count + plan.remoteFlags.count
+        report.deleted = plan.deleteLocal.count + plan.deleteRemote.count
+        if dryRun {
+            report.downloaded = plan.downloads.count
+            report.uploaded = plan.uploads.count
+            return report
+        }
+
+        // Flags and deletions: idempotent, so a crash in between is settled by the next plan.
+        try await near.apply(plan.localFlags.compactMap { change in
+            guard let current = local[change.localName] else { return nil }
+            return FlagChange(key: .name(change.localName), add: change.flags.subtracting(current), remove: current.subtracting(change.flags))
+        })
+        try await far.apply(plan.remoteFlags.map { FlagChange(key: .uid($0.uid), add: $0.add, remove: $0.remove) })
+        try await far.delete(plan.deleteRemote.map { .uid($0.uid) })
+        try await near.delete(plan.deleteLocal.map { .name($0.localName) })
+        try state.transaction {
+            for agreed in plan.agreedFlags { try state.updatePairFlags(id: agreed.pairID, flags: agreed.flags.description) }
+            try state.deletePairs(ids: plan.deleteRemote.map(\.pairID) + plan.deleteLocal.map(\.pairID) + plan.forget)
+            for id in plan.keepLocalOnly { try state.markPair(id: id, uid: PlannedPair.goneRemote, localName: nil) }
+            for id in plan.keepRemoteOnly { try state.markPair(id: id, uid: nil, localName: PlannedPair.goneLocal) }
+        }
+
+        // Transfers: one code path, both directions.
+        report.downloaded = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) },
+                                               flags: farMessages.mapValues(\.flags), kind: .download, marker: nil, record: record, log: log)
+        report.uploaded = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) },
+                                             flags: nearMessages.mapValues(\.flags), kind: .upload, marker: selected.uidNext, record: record, log: log)
+
+        record.uidValidity = selected.uidValidity
+        record.uidNext = selected.uidNext
+        record.highestModSeq = selected.highestModSeq
+        record.lastSync = Int64(time(nil))
+        record.lastError = nil
+        try state.updateFolder(record)
+        return report
+    }
+
+    /// Moves `keys` from one store to the other in batches: each batch's recovery tokens are
+    /// journaled (synchronous=FULL) before anything moves, the messages stream from the
+    /// source into the destination, the destination makes them durable, and only then are
+    /// the new pairs recorded and the journal resolved.
+    func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], flags: [MessageKey: MessageFlags],
+                  kind: JournalKind, marker: UID?, record: FolderRecord, log: Logger) async throws -> Int {
+        guard !keys.isEmpty else { return 0 }
+        var moved = 0
+        let label = "\(account.name)/\(FolderNaming.displayName(record.localName.split(separator: "/").map(String.init))) \(kind == .download ? "downloading" : "uploading")"
+        for start in stride(from: 0, to: keys.count, by: transferBatch) {
+            let chunk = Array(keys[start..<min(start + transferBatch, keys.count)])
+            let batch = try destination.incoming()
+            var journal: [MessageKey: JournalID] = [:]
+            do {
+                let tokens = try batch.prepare(chunk)
+                try state.transaction(durability: .full) {
+                    for key in chunk {
+                        var entry = JournalEntry(account: accountID, folder: record.id, kind: kind, token: tokens[key],
+                                                 uidNextBefore: marker, flags: flags[key].map { FlagMapping.mirrored($0).description },
+                                                 created: Int64(time(nil)))
+                        switch key {
+                        case .uid(let u): entry.uid = u
+                        case .name(let n): entry.localName = n
+                        }
+                        journal[key] = try state.addJournalEntry(entry)
+                    }
+                }
+                try await source.export(chunk, flags: flags, into: batch)
+                let mapping = try await batch.commit()
+                try state.transaction {
+                    var pairs: [MessagePair] = []
+                    for (from, to) in mapping {
+                        pairs.append(MessagePair(folder: record.id, uid: from.uid ?? to.uid, localName: from.name ?? to.name,
+                                                 flags: FlagMapping.mirrored(flags[from] ?? MessageFlags()).description))
+                    }
+                    try state.insertPairs(pairs)
+                    for id in journal.values { try state.resolveJournalEntry(id) }
+                }
+                moved += mapping.count
+                progress?.update(label, done: moved, total: keys.count)
+            } catch {
+                batch.abort()
+                throw error
+            }
+        }
+        progress?.clear()
+        return moved
+    }
+
+    /// Resolves the folder's journal before planning: a transfer whose message reached its
+    /// destination (found by its token) is adopted as a pair; one that did not is forgotten
+    /// and happens again. Never a second copy on either side.
+    func recover(record: FolderRecord, far: IMAPFolderStore, near: MaildirFolderStore, marker: UID?, log: Logger) async throws -> Int {
+        let entries = try state.pendingJournalEntries(of: accountID).filter { $0.folder == record.id }
+        guard !entries.isEmpty else { return 0 }
+        let known = try state.pairs(in: record.id)
+        var pairedUIDs = Set(known.compactMap(\.uid))
+        var pairedNames = Set(known.compactMap(\.localName))
+        var adopted = 0
+        for entry in entries {
+            if let token = entry.token {
+                switch entry.kind {
+                case .download:
+                    if let uid = entry.uid, !pairedUIDs.contains(uid), case .name(let name)? = try await near.recover(token: token, since: nil) {
+                        try state.insertPairs([MessagePair(folder: record.id, uid: uid, localName: name, flags: entry.flags ?? "")])
+                        pairedUIDs.insert(uid)
+                        pairedNames.insert(name)
+                        adopted += 1
+                    }
+                case .upload:
+                    if let name = entry.localName, !pairedNames.contains(name),
+                       case .uid(let uid)? = try await far.recover(token: token, since: entry.uidNextBefore ?? marker) {
+                        try state.insertPairs([MessagePair(folder: record.id, uid: uid, localName: name, flags: entry.flags ?? "")])
+                        pairedUIDs.insert(uid)
+                        pairedNames.insert(name)
+                        adopted += 1
+                    }
+                default:
+                    break
+                }
+            }
+            try state.resolveJournalEntry(entry.id!)
+        }
+        if adopted > 0 { log.info("recovered \(adopted) message(s) transferred before an interruption") }
+        return adopted
+    }
+}
+
+extension MessageKey {
+    var uid: UID? { if case .uid(let u) = self { u } else { nil } }
+    var name: String? { if case .name(let n) = self { n } else { nil } }
+}
+
+extension MessageFlags {
+    /// The letters of `self` that are not in `other`.
+    func subtracting(_ other: MessageFlags) -> MessageFlags {
+        var result = MessageFlags()
+        for l in letters where !other.contains(l) { result.insert(l) }
+        return result
+    }
+}

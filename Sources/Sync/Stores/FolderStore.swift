@@ -1,0 +1,70 @@
+import Maildir
+import Support
+
+/// A message's identity in one store: a UID on a server, a base name in a Maildir.
+public enum MessageKey: Hashable, Sendable, CustomStringConvertible {
+    case uid(UID)
+    case name(String)
+
+    public var description: String {
+        switch self {
+        case .uid(let u): "UID \(u)"
+        case .name(let n): n
+        }
+    }
+}
+
+/// What a store knows of one of its messages.
+public struct StoreMessage: Sendable, Equatable {
+    public var key: MessageKey
+    /// All flag letters (a Maildir keeps unknown ones; a server reports the six mirrored).
+    public var flags: MessageFlags
+    /// Internal date / modification time, Unix seconds.
+    public var date: Int64?
+    public var size: Int64?
+}
+
+/// A flag change for one message: letters to add and to remove.
+public struct FlagChange: Sendable, Equatable {
+    public var key: MessageKey
+    public var add: MessageFlags
+    public var remove: MessageFlags
+}
+
+/// Messages arriving into a store from the other one.
+///
+/// Order of use: `prepare` (recovery tokens, journaled by the engine before anything
+/// moves), then for each message `begin`, `write`…, `end` (bytes as on the wire: CRLF),
+/// then `commit`, which makes them durable and returns their new keys. Until `commit`
+/// returns, nothing may be recorded as transferred.
+public protocol IncomingBatch: AnyObject {
+    /// Prepares to receive `keys` (source keys); returns the recovery token of each.
+    func prepare(_ keys: [MessageKey]) throws -> [MessageKey: String]
+    func begin(_ key: MessageKey, flags: MessageFlags, date: Int64?) throws
+    func write(_ wireBytes: [UInt8]) throws
+    func end() throws
+    /// Makes the received messages durable; returns source key → new key in this store.
+    func commit() async throws -> [MessageKey: MessageKey]
+    /// Drops whatever was received and not committed.
+    func abort()
+}
+
+/// One side of a mirrored folder: the table of operations the engine uses, implemented by
+/// the IMAP store and the Maildir store. The engine is written once over two of them, so
+/// pull and push are the same code path (and IMAP ⇄ IMAP only needs a second IMAP store).
+public protocol FolderStore: AnyObject {
+    /// For messages: "server" or "Maildir".
+    var sideName: String { get }
+    /// Every message with its flags.
+    func list() async throws -> [MessageKey: StoreMessage]
+    /// Adds and removes flags.
+    func apply(_ changes: [FlagChange]) async throws
+    /// Deletes messages (a server expunges exactly these).
+    func delete(_ keys: [MessageKey]) async throws
+    /// Streams the messages `keys` into `batch`, in any order.
+    func export(_ keys: [MessageKey], flags: [MessageKey: MessageFlags], into batch: IncomingBatch) async throws
+    /// A batch that receives messages for this store.
+    func incoming() throws -> IncomingBatch
+    /// After a crash: the message that arrived with `token`, if it did (extra copies are removed).
+    func recover(token: String, since marker: UID?) async throws -> MessageKey?
+}

@@ -1,0 +1,239 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import IMAP
+import Maildir
+import Support
+
+/// A server mailbox as a `FolderStore`: keys are UIDs, flags the six mirrored letters.
+final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one folder sync at a time
+    let session: IMAPSession
+    let mailbox: MailboxName
+    let spoolDirectory: String
+    let sideName = "server"
+    /// What SELECT reported.
+    private(set) var selected: SelectedMailbox?
+    private var dates: [UID: Int64] = [:]
+    /// UIDs per UID FETCH of an export; `pipelineDepth` of them in flight.
+    var exportBatch = 64
+    var pipelineDepth = 4
+
+    init(session: IMAPSession, mailbox: MailboxName, spoolDirectory: String) {
+        self.session = session
+        self.mailbox = mailbox
+        self.spoolDirectory = spoolDirectory
+    }
+
+    /// SELECTs the mailbox (with CONDSTORE when offered).
+    func open() async throws -> SelectedMailbox {
+        let s = try await session.select(mailbox)
+        selected = s
+        return s
+    }
+
+    func list() async throws -> [MessageKey: StoreMessage] {
+        let (messages, _) = try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: [.uid, .flags, .internalDate, .rfc822Size])
+        var result: [MessageKey: StoreMessage] = [:]
+        for m in messages {
+            guard let uid = m.uid else { continue }
+            if let d = m.internalDate { dates[uid] = d }
+            result[.uid(uid)] = StoreMessage(key: .uid(uid), flags: FlagMapping.letters(m.flags ?? []), date: m.internalDate, size: m.size)
+        }
+        return result
+    }
+
+    func apply(_ changes: [FlagChange]) async throws {
+        var groups: [String: (add: MessageFlags, remove: MessageFlags, uids: [UID])] = [:]
+        for change in changes {
+            guard case .uid(let uid) = change.key else { continue }
+            let add = FlagMapping.mirrored(change.add), remove = FlagMapping.mirrored(change.remove)
+            if add.isEmpty && remove.isEmpty { continue }
+            groups["+\(add)-\(remove)", default: (add, remove, [])].uids.append(uid)
+        }
+        for (_, group) in groups.sorted(by: { $0.key < $1.key }) {
+            let set = UIDSet(group.uids)
+            if !group.add.isEmpty { try await session.store(set, .add, FlagMapping.imapFlags(group.add)) }
+            if !group.remove.isEmpty { try await session.store(set, .remove, FlagMapping.imapFlags(group.remove)) }
+        }
+    }
+
+    func delete(_ keys: [MessageKey]) async throws {
+        let uids = keys.compactMap { if case .uid(let u) = $0 { u } else { nil } }
+        try await session.deleteMessages(UIDSet(uids))
+    }
+
+    func export(_ keys: [MessageKey], flags: [MessageKey: MessageFlags], into batch: IncomingBatch) async throws {
+        let uids = keys.compactMap { if case .uid(let u) = $0 { u } else { nil } }.sorted()
+        let chunks = stride(from: 0, to: uids.count, by: exportBatch).map { Array(uids[$0..<min($0 + exportBatch, uids.count)]) }
+        let session = self.session
+        let dates = self.dates
+        // The fetches run concurrently but their bodies arrive one after the other on the
+        // session's queue, so the batch is only ever fed by one of them at a time.
+        let shared = UncheckedSendable(batch)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var next = 0
+            for _ in 0..<min(pipelineDepth, chunks.count) {
+                let chunk = chunks[next]
+                next += 1
+                group.addTask {
+                    _ = try await session.fetchMessages(UIDSet(chunk), sink: ExportSink(batch: shared.value, order: chunk, flags: flags, dates: dates))
+                }
+            }
+            while try await group.next() != nil {
+                if next < chunks.count {
+                    let chunk = chunks[next]
+                    next += 1
+                    group.addTask {
+                        _ = try await session.fetchMessages(UIDSet(chunk), sink: ExportSink(batch: shared.value, order: chunk, flags: flags, dates: dates))
+                    }
+                }
+            }
+        }
+    }
+
+    func incoming() throws -> IncomingBatch {
+        IMAPIncomingBatch(store: self)
+    }
+
+    func recover(token: String, since marker: UID?) async throws -> MessageKey? {
+        let found = Array(try await session.search([.header("X-Mailmirror-Token", Array(token.utf8)), .uid(UIDSet.from(marker ?? UID(1)))]))
+        guard let first = found.first else { return nil }
+        if found.count > 1 { try await session.deleteMessages(UIDSet(found.dropFirst())) }   // never two copies
+        return .uid(first)
+    }
+}
+
+/// Adapts streamed FETCH bodies to an `IncomingBatch` (called on the session's queue, one
+/// message at a time, so batches fed by several fetches never interleave).
+final class ExportSink: FetchBodySink, @unchecked Sendable {
+    let batch: IncomingBatch
+    let order: [UID]
+    let flags: [MessageKey: MessageFlags]
+    let dates: [UID: Int64]
+    var arrivals = 0
+
+    init(batch: IncomingBatch, order: [UID], flags: [MessageKey: MessageFlags], dates: [UID: Int64]) {
+        self.batch = batch
+        self.order = order
+        self.flags = flags
+        self.dates = dates
+    }
+
+    func begin(_ info: StreamInfo) throws {
+        // Dovecot sends the UID before the body; otherwise bodies come in UID order.
+        let uid = info.uid.map { UID($0) } ?? (arrivals < order.count ? order[arrivals] : UID(0))
+        arrivals += 1
+        try batch.begin(.uid(uid), flags: flags[.uid(uid)] ?? MessageFlags(), date: dates[uid])
+    }
+    func write(_ bytes: [UInt8]) throws { try batch.write(bytes) }
+    func end() throws { try batch.end() }
+}
+
+/// Messages arriving onto the server: each is spooled (with its `X-Mailmirror-Token:`
+/// header first) so its exact size is known for the APPEND literal, then all are
+/// APPENDed (MULTIAPPEND) with their flags and dates; UIDs come from APPENDUID or, without
+/// UIDPLUS, from searching each token.
+final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by one transfer at a time
+    let store: IMAPFolderStore
+    var tokens: [MessageKey: String] = [:]
+    var spooled: [(key: MessageKey, path: String, flags: MessageFlags, date: Int64?)] = []
+    private var fd: Int32 = -1
+    private var current: (key: MessageKey, path: String, flags: MessageFlags, date: Int64?)?
+
+    init(store: IMAPFolderStore) { self.store = store }
+
+    func prepare(_ keys: [MessageKey]) throws -> [MessageKey: String] {
+        for key in keys { tokens[key] = randomToken() }
+        return tokens
+    }
+
+    func begin(_ key: MessageKey, flags: MessageFlags, date: Int64?) throws {
+        guard let token = tokens[key] else { current = nil; return }
+        let path = store.spoolDirectory + "/" + token
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw MaildirError(operation: "spool upload", path: path, errno: errno) }
+        current = (key, path, flags, date)
+        try write(MaildirUploadSource.tokenHeader(token))
+    }
+
+    func write(_ wireBytes: [UInt8]) throws {
+        guard let current, fd >= 0 else { return }
+        var offset = 0
+        while offset < wireBytes.count {
+            let n = wireBytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw MaildirError(operation: "spool upload", path: current.path, errno: errno) }
+            offset += n
+        }
+    }
+
+    func end() throws {
+        guard let current else { return }
+        close(fd)
+        fd = -1
+        spooled.append(current)
+        self.current = nil
+    }
+
+    func commit() async throws -> [MessageKey: MessageKey] {
+        defer { abort() }
+        guard !spooled.isEmpty else { return [:] }
+        var mapping: [MessageKey: MessageKey] = [:]
+        let marker = store.selected?.uidNext
+        for start in stride(from: 0, to: spooled.count, by: 50) {
+            let part = Array(spooled[start..<min(start + 50, spooled.count)])
+            var messages: [AppendMessage] = []
+            for item in part {
+                messages.append(AppendMessage(flags: FlagMapping.imapFlags(FlagMapping.mirrored(item.flags)), internalDate: item.date,
+                                              source: try SpoolFileSource(path: item.path)))
+            }
+            let assigned = try await store.session.append(messages, to: store.mailbox)
+            if let assigned, assigned.destination.count == part.count {
+                for (item, uid) in zip(part, Array(assigned.destination)) { mapping[item.key] = .uid(uid) }
+            } else {
+                for item in part {
+                    if let key = try await store.recover(token: tokens[item.key]!, since: marker) { mapping[item.key] = key }
+                }
+            }
+        }
+        return mapping
+    }
+
+    func abort() {
+        if fd >= 0 { close(fd); fd = -1 }
+        if let current { unlink(current.path) }
+        for item in spooled { unlink(item.path) }
+        spooled = []
+        current = nil
+    }
+}
+
+/// A spooled upload, sent as it is (CRLF and token header already in place).
+final class SpoolFileSource: MessageSource, @unchecked Sendable {
+    let size: Int64
+    private let fd: Int32
+    private let path: String
+
+    init(path: String) throws {
+        self.path = path
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw MaildirError(operation: "read spooled upload", path: path, errno: errno) }
+        var st = stat()
+        fstat(fd, &st)
+        size = Int64(st.st_size)
+    }
+
+    deinit { close(fd) }
+
+    func nextChunk() throws -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let n = read(fd, &buffer, buffer.count)
+        if n < 0 { throw MaildirError(operation: "read spooled upload", path: path, errno: errno) }
+        return n == 0 ? nil : Array(buffer[0..<n])
+    }
+}
+
+/// Hands a non-Sendable value to concurrent code that is known to use it serially.
+struct UncheckedSendable<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

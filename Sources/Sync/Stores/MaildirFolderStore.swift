@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Maildir
+import Support
+
+/// A Maildir folder as a `FolderStore`: keys are base names, flags are the info letters.
+final class MaildirFolderStore: FolderStore {
+    let folder: MaildirFolder
+    let sideName = "Maildir"
+    /// The last scan, so renames and deletions find the current file names.
+    private var files: [String: MaildirMessage] = [:]
+    /// Files whose names are not UTF-8 (left alone).
+    private(set) var skippedNames = 0
+
+    init(folder: MaildirFolder) { self.folder = folder }
+
+    func list() async throws -> [MessageKey: StoreMessage] {
+        let scan = folder.exists ? try folder.scan() : MaildirScan.empty
+        skippedNames = scan.skippedNames
+        files = [:]
+        var result: [MessageKey: StoreMessage] = [:]
+        for m in scan.messages {
+            files[m.baseName] = m
+            result[.name(m.baseName)] = StoreMessage(key: .name(m.baseName), flags: m.flags, date: nil, size: m.size)
+        }
+        return result
+    }
+
+    func apply(_ changes: [FlagChange]) async throws {
+        for change in changes {
+            guard case .name(let name) = change.key, let file = files[name] else { continue }
+            var flags = file.flags
+            for l in change.add.letters { flags.insert(l) }
+            for l in change.remove.letters { flags.remove(l) }
+            files[name] = try folder.setFlags(file, to: flags)
+        }
+    }
+
+    func delete(_ keys: [MessageKey]) async throws {
+        for key in keys {
+            guard case .name(let name) = key, let file = files[name] else { continue }
+            try folder.remove(file)
+            files[name] = nil
+        }
+    }
+
+    func export(_ keys: [MessageKey], flags: [MessageKey: MessageFlags], into batch: IncomingBatch) async throws {
+        for key in keys {
+            guard case .name(let name) = key, let file = files[name] else { continue }
+            let path = folder.filePath(of: file)
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw MaildirError(operation: "read message", path: path, errno: errno) }
+            defer { close(fd) }
+            var st = stat()
+            fstat(fd, &st)
+            try batch.begin(key, flags: file.flags, date: Int64(st.st_mtim.tv_sec))
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            var previousCR = false
+            while true {
+                let n = read(fd, &buffer, buffer.count)
+                if n < 0 { throw MaildirError(operation: "read message", path: path, errno: errno) }
+                if n == 0 { break }
+                var out: [UInt8] = []
+                out.reserveCapacity(n + n / 32)
+                for b in buffer[0..<n] {
+                    if b == 10 && !previousCR { out.append(13) }   // LF → CRLF (invariant 5)
+                    out.append(b)
+                    previousCR = b == 13
+                }
+                try batch.write(out)
+            }
+            try batch.end()
+        }
+    }
+
+    func incoming() throws -> IncomingBatch { MaildirIncomingBatch(folder: folder) }
+
+    func recover(token: String, since marker: UID?) async throws -> MessageKey? {
+        let present = try folder.scan().messages
+        return present.first { $0.baseName.hasPrefix(token + ",") }.map { .name($0.baseName) }
+    }
+}
+
+/// Messages arriving into a Maildir: one `MessageWriter` per message in `tmp/`, prepared
+/// before the transfer (their unique names are the recovery tokens), delivered together
+/// by one `DeliveryBatch` (one syncfs, renames, one directory fsync).
+final class MaildirIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by one transfer at a time
+    let folder: MaildirFolder
+    let batch: DeliveryBatch
+    var writers: [MessageKey: MessageWriter] = [:]
+    var current: MessageKey?
+    var completed: [MessageKey] = []
+
+    init(folder: MaildirFolder) {
+        self.folder = folder
+        batch = DeliveryBatch(folder: folder)
+    }
+
+    func prepare(_ keys: [MessageKey]) throws -> [MessageKey: String] {
+        var tokens: [MessageKey: String] = [:]
+        for key in keys {
+            let writer = try folder.beginDelivery()
+            writers[key] = writer
+            tokens[key] = writer.uniquePart
+        }
+        return tokens
+    }
+
+    func begin(_ key: MessageKey, flags: MessageFlags, date: Int64?) throws {
+        current = writers[key] == nil ? nil : key
+        pendingFlags = FlagMapping.mirrored(flags)
+        pendingDate = date
+    }
+    private var pendingFlags = MessageFlags()
+    private var pendingDate: Int64?
+
+    func write(_ wireBytes: [UInt8]) throws {
+        guard let key = current, let writer = writers[key] else { return }
+        try writer.writeWireBytes(wireBytes)
+    }
+
+    func end() throws {
+        guard let key = current, let writer = writers[key] else { return }
+        try batch.add(writer, flags: pendingFlags, modificationTime: pendingDate.map { time_t($0) })
+        writers[key] = nil
+        completed.append(key)
+        current = nil
+    }
+
+    func commit() async throws -> [MessageKey: MessageKey] {
+        let delivered = try batch.commit()
+        abortUnused()
+        var mapping: [MessageKey: MessageKey] = [:]
+        for (key, message) in zip(completed, delivered) { mapping[key] = .name(message.baseName) }
+        return mapping
+    }
+
+    private func abortUnused() {
+        for writer in writers.values { writer.abort() }
+        writers = [:]
+    }
+
+    func abort() {
+        batch.abort()
+        abortUnused()
+    }
+}
