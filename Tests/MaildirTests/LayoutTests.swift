@@ -1,5 +1,6 @@
 import Testing
 @testable import Maildir
+import TestSupport
 
 @Suite struct LayoutTests {
     @Test(arguments: [
@@ -44,7 +45,7 @@ import Testing
     /// Random names, including every ASCII byte: escaping round-trips and never yields a
     /// component that the file system would interpret (., .., /, NUL).
     @Test func randomNamesRoundTripAndStaySafe() {
-        var rng = SplitMix(seed: 42)
+        var rng = SeededGenerator(seed: 42)
         let alphabet: [Character] = (0..<128).map { Character(Unicode.Scalar(UInt8($0))) } + ["ü", "é", "Ж", "日", "😀"]
         for _ in 0..<5000 {
             let depth = Int(rng.next() % 3) + 1
@@ -63,18 +64,5 @@ import Testing
                 #expect(layout.folder(forRelativePath: path) == folder, "\(layout) \(folder) -> \(path)")
             }
         }
-    }
-}
-
-/// A small deterministic generator for property tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -47,27 +47,26 @@ import TestSupport
         let server = try ScriptedServer([
             .send(Array("* OK [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n".utf8)),
             .readLine,
-            .send(Array("* CAPABILITY IMAP4rev1 STARTTLS\r\nP1 OK\r\n".utf8)),
-            .readLine,
-            .send(Array("P2 OK begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n".utf8)),
+            .send(Array("M1 OK begin TLS\r\n* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n".utf8)),
         ])
         defer { server.stop() }
-        await #expect(throws: TransportError.starttlsInjection(peer: "127.0.0.1:\(server.port)")) {
-            _ = try await IMAPGreetingProbe.run(host: "127.0.0.1", port: server.port,
-                                                security: .startTLS(TLSClientConfiguration(verifyName: "127.0.0.1")), ioTimeout: 5)
+        let error = await #expect(throws: IMAPError.self) {
+            _ = try await IMAPSession.connect(host: "127.0.0.1", port: server.port,
+                                              security: .startTLS(TLSClientConfiguration(verifyName: "127.0.0.1")), ioTimeout: 5)
         }
+        #expect(error?.description.contains("injection") == true, "\(String(describing: error))")
     }
 
     @Test func startTLSNotOfferedIsRefusedNotDowngraded() async throws {
         let server = try ScriptedServer([
             .send(Array("* OK hi\r\n".utf8)),
             .readLine,
-            .send(Array("* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nP1 OK\r\n".utf8)),
+            .send(Array("* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\nM1 OK\r\n".utf8)),
         ])
         defer { server.stop() }
-        let error = await #expect(throws: IMAPProbeError.self) {
-            _ = try await IMAPGreetingProbe.run(host: "127.0.0.1", port: server.port,
-                                                security: .startTLS(TLSClientConfiguration(verifyName: "127.0.0.1")), ioTimeout: 5)
+        let error = await #expect(throws: IMAPError.self) {
+            _ = try await IMAPSession.connect(host: "127.0.0.1", port: server.port,
+                                              security: .startTLS(TLSClientConfiguration(verifyName: "127.0.0.1")), ioTimeout: 5)
         }
         #expect(error?.description.contains("does not offer STARTTLS") == true)
     }

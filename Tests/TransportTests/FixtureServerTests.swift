@@ -8,9 +8,9 @@ import TestSupport
     @Test func loggedInCapabilitiesIncludeTheExtensionsTheMirrorUses() async throws {
         let fixture = try await DovecotFixture.shared()
         let user = try fixture.makeUser("caps")
-        let result = try await IMAPGreetingProbe.run(host: fixture.host, port: fixture.imapsPort,
-                                                     security: .implicitTLS(TLSClientConfiguration(verifyName: "127.0.0.1", caFile: fixture.caFile)))
-        let c = result.connection
+        let c = try await Connection.connect(host: fixture.host, port: fixture.imapsPort,
+                                             tls: TLSClientConfiguration(verifyName: "127.0.0.1", caFile: fixture.caFile))
+        _ = try await c.readLine()   // greeting
         try await c.write(Array("L1 LOGIN \(user.name) \(user.password)\r\nL2 CAPABILITY\r\nL3 LOGOUT\r\n".utf8))
         var lines: [String] = []
         for _ in 0..<50 {
@@ -29,9 +29,9 @@ import TestSupport
     @Test func wrongPasswordIsRefusedByTheRealServer() async throws {
         let fixture = try await DovecotFixture.shared()
         let user = try fixture.makeUser("badpw")
-        let result = try await IMAPGreetingProbe.run(host: fixture.host, port: fixture.imapsPort,
-                                                     security: .implicitTLS(TLSClientConfiguration(verifyName: "127.0.0.1", caFile: fixture.caFile)))
-        let c = result.connection
+        let c = try await Connection.connect(host: fixture.host, port: fixture.imapsPort,
+                                             tls: TLSClientConfiguration(verifyName: "127.0.0.1", caFile: fixture.caFile))
+        _ = try await c.readLine()   // greeting
         try await c.write(Array("L1 LOGIN \(user.name) wrong\r\n".utf8))
         var tagged = ""
         for _ in 0..<20 {

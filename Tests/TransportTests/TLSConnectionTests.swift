@@ -14,38 +14,38 @@ import TestSupport
     var tls: TLSClientConfiguration { TLSClientConfiguration(verifyName: "127.0.0.1", caFile: fixture.caFile) }
 
     @Test func imapsGreetingAndCapabilities() async throws {
-        let result = try await IMAPGreetingProbe.run(host: fixture.host, port: fixture.imapsPort, security: .implicitTLS(tls))
-        let version = await result.connection.tlsVersion
+        let session = try await IMAPSession.connect(host: fixture.host, port: fixture.imapsPort, security: .implicitTLS(tls))
+        let version = await session.connection.tlsVersion
         #expect(version == "TLSv1.3" || version == "TLSv1.2")
-        #expect(result.capabilities.contains("IMAP4rev1"))
-        #expect(!result.preauthenticated)
-        await result.connection.close()
+        #expect(await session.capabilities.contains("IMAP4REV1"))
+        await session.close()
     }
 
     @Test func imapStartTLSUpgradesAndRereadsCapabilities() async throws {
-        let result = try await IMAPGreetingProbe.run(host: fixture.host, port: fixture.imapPort,
-                                                     security: .startTLS(TLSClientConfiguration(verifyName: "localhost", caFile: fixture.caFile)))
-        #expect(await result.connection.tlsVersion != nil)
-        #expect(result.capabilities.contains("IMAP4rev1"))
+        let session = try await IMAPSession.connect(host: fixture.host, port: fixture.imapPort,
+                                                    security: .startTLS(TLSClientConfiguration(verifyName: "localhost", caFile: fixture.caFile)))
+        #expect(await session.connection.tlsVersion != nil)
+        let caps = await session.capabilities
+        #expect(caps.contains("IMAP4REV1"))
         // After TLS the server no longer offers STARTTLS: proof the list was read again.
-        #expect(!result.capabilities.contains("STARTTLS"))
-        await result.connection.close()
+        #expect(!caps.contains("STARTTLS"))
+        await session.close()
     }
 
     @Test func pop3sGreetingAndCapa() async throws {
-        let result = try await POP3GreetingProbe.run(host: fixture.host, port: fixture.pop3sPort, security: .implicitTLS(tls))
-        #expect(await result.connection.tlsVersion != nil)
-        #expect(result.capabilities.contains("UIDL"))
-        #expect(result.capabilities.contains("PIPELINING"))
-        await result.connection.close()
+        let client = try await POP3Client.connect(host: fixture.host, port: fixture.pop3sPort, security: .implicitTLS(tls))
+        #expect(await client.connection.tlsVersion != nil)
+        #expect(await client.hasCapability("UIDL"))
+        #expect(await client.hasCapability("PIPELINING"))
+        await client.close()
     }
 
     @Test func pop3STLSUpgrades() async throws {
-        let result = try await POP3GreetingProbe.run(host: fixture.host, port: fixture.pop3Port, security: .startTLS(tls))
-        #expect(await result.connection.tlsVersion != nil)
-        #expect(result.capabilities.contains("UIDL"))
-        #expect(!result.capabilities.contains("STLS"))
-        await result.connection.close()
+        let client = try await POP3Client.connect(host: fixture.host, port: fixture.pop3Port, security: .startTLS(tls))
+        #expect(await client.connection.tlsVersion != nil)
+        #expect(await client.hasCapability("UIDL"))
+        #expect(!(await client.hasCapability("STLS")))
+        await client.close()
     }
 
     @Test func certificateWithoutItsCAIsRejected() async throws {
@@ -62,9 +62,12 @@ import TestSupport
     }
 
     @Test func certificateWithoutItsCAIsRejectedOnStartTLS() async throws {
-        await #expect(throws: TransportError.certificateNotTrusted(peer: "127.0.0.1:\(fixture.pop3Port)", reason: "unable to get local issuer certificate")) {
-            _ = try await POP3GreetingProbe.run(host: fixture.host, port: fixture.pop3Port,
-                                                security: .startTLS(TLSClientConfiguration(verifyName: "127.0.0.1")))
+        let error = await #expect(throws: POP3Error.self) {
+            _ = try await POP3Client.connect(host: fixture.host, port: fixture.pop3Port,
+                                             security: .startTLS(TLSClientConfiguration(verifyName: "127.0.0.1")))
+        }
+        guard case .transport(.certificateNotTrusted(_, "unable to get local issuer certificate"))? = error else {
+            Issue.record("got \(String(describing: error))"); return
         }
     }
 

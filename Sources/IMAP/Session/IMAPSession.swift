@@ -44,6 +44,8 @@ public actor IMAPSession {
     private var currentWriter: PendingCommand?
     private var idleState: IdleState?
     private var byeText: String?
+    /// Set while handling the read that carried the OK to STARTTLS.
+    private var startTLSAccepted = false
 
     /// What kinds of untagged data a command collects.
     enum Kind: Equatable {
@@ -138,6 +140,7 @@ public actor IMAPSession {
                 throw IMAPError.transport(.tlsHandshakeFailed(peer: peer, reason: "the server does not offer STARTTLS; refusing to continue without TLS (try tls = \"implicit\" with port 993)"))
             }
             _ = try await execute(.startTLS, kind: .startTLS)
+            if let closedReason { throw closedReason }   // e.g. data injected behind the OK
             do { try await connection.startTLS(tls) } catch let error as TransportError { throw IMAPError.transport(error) }
             try await refreshCapabilities()
         }
@@ -350,7 +353,16 @@ public actor IMAPSession {
                     _ = fatal(.protocolViolation(peer: peer, error))
                     break
                 }
-                for event in events { handle(event) }
+                for (index, event) in events.enumerated() {
+                    handle(event)
+                    // After the OK to STARTTLS nothing may follow before the handshake: more
+                    // responses in the same read would be plaintext posing as protected data.
+                    if startTLSAccepted && (index < events.count - 1 || parser.hasBufferedInput) {
+                        _ = fatal(.startTLSInjection(peer: peer))
+                        break
+                    }
+                }
+                startTLSAccepted = false
             } catch {
                 _ = fatal(error as? IMAPError ?? .closed(peer: peer))
                 break
@@ -385,10 +397,7 @@ public actor IMAPSession {
             guard let index = pending.firstIndex(where: { $0.tag == tagged.tag }) else { return }
             let cmd = pending.remove(at: index)
             if case .capability(let caps)? = tagged.code { setCapabilities(caps) }
-            if cmd.kind == .startTLS && tagged.status == .ok && parser.hasBufferedInput {
-                _ = fatal(.startTLSInjection(peer: peer))
-                return
-            }
+            if cmd.kind == .startTLS && tagged.status == .ok { startTLSAccepted = true }
             if tagged.status == .ok {
                 if let sinkError = cmd.sinkError {
                     cmd.complete(.failure(.bodySinkFailed(sinkError)))
