@@ -18,6 +18,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CResolv"),
         .target(name: "CSupport"),
 
         // Process-wide plumbing: Dispatch executor, subprocesses, logging.
@@ -36,8 +37,10 @@ let package = Package(
         .target(name: "POP3", dependencies: ["Transport", "Support", "COpenSSL"]),
         // The sync engine and the POP3 drain: plans and applies changes with a journal.
         .target(name: "Sync", dependencies: ["Config", "IMAP", "POP3", "Maildir", "State", "Support", "Transport", "COpenSSL"]),
+        // `mailmirror init`: account settings from an address (providers, autoconfig, DNS, probes).
+        .target(name: "Autoconfig", dependencies: ["Config", "IMAP", "POP3", "Transport", "Support", "CResolv"]),
         // The command-line tool: argument parsing, commands, exit codes.
-        .executableTarget(name: "mailmirror", dependencies: ["Config", "Transport", "IMAP", "POP3", "Support", "Sync", "State", "Maildir"]),
+        .executableTarget(name: "mailmirror", dependencies: ["Config", "Transport", "IMAP", "POP3", "Support", "Sync", "State", "Maildir", "Autoconfig"]),
 
         // Benchmarks (run by the scripts in Benchmarks/; they print tables, assert nothing).
         .executableTarget(name: "StoreBenchmark", dependencies: ["Maildir", "State", "Support"], path: "Benchmarks/StoreBenchmark"),
@@ -55,6 +58,8 @@ let package = Package(
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "mailmirror"]),
         .testTarget(name: "IMAPTests", dependencies: ["IMAP", "Support", "TestSupport", "Transport", "IMAPFetch"]),
         .testTarget(name: "SyncTests", dependencies: ["Sync", "Config", "IMAP", "POP3", "Maildir", "State", "Support", "Transport", "TestSupport", "mailmirror"]),
+        .testTarget(name: "AutoconfigTests", dependencies: ["Autoconfig", "Config", "TestSupport", "mailmirror"],
+                    exclude: ["https-server.py", "Samples"]),
         .testTarget(name: "MaildirTests", dependencies: ["Maildir", "TestSupport"]),
         .testTarget(name: "StateTests", dependencies: ["State", "TestSupport"]),
     ],

@@ -43,9 +43,11 @@ public enum ConfigurationLoader {
         return config
     }
 
-    struct FileError: Error { var code: Int32 }
+    /// Why a file could not be read (an errno).
+    public struct FileError: Error { public var code: Int32 }
 
-    static func readTextFile(_ path: String) throws(FileError) -> String {
+    /// A whole text file (at most 16 MiB).
+    public static func readTextFile(_ path: String) throws(FileError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileError(code: errno) }
         defer { close(fd) }

@@ -16,6 +16,12 @@ struct Arguments {
     var dryRun = false
     var json = false
     var connect = false
+    var offline = false
+    var listProviders = false
+    /// `init`: --protocol, --maildir, --name.
+    var protocolName: String?
+    var maildir: String?
+    var name: String?
     /// Accounts for `sync`, the address for `init`.
     var positional: [String] = []
 
@@ -25,7 +31,7 @@ struct Arguments {
         .daemon: ["--config"],
         .status: ["--config", "--json"],
         .checkConfig: ["--config", "--connect"],
-        .initAccount: ["--config"],
+        .initAccount: ["--config", "--protocol", "--maildir", "--name", "--offline", "--list-providers"],
     ]
 
     init(command: Command, arguments: ArraySlice<String>) throws(UsageError) {
@@ -45,11 +51,24 @@ struct Arguments {
                     throw UsageError(message: "mailmirror \(command.rawValue): unknown option \(name); it takes \(allowed.sorted().joined(separator: ", ")) (see mailmirror --help)")
                 }
                 switch name {
-                case "--config":
-                    guard let value = inlineValue ?? rest.popFirst(), !value.isEmpty else {
-                        throw UsageError(message: "mailmirror \(command.rawValue): --config needs a path, e.g. --config ~/.config/mailmirror/config.toml")
+                case "--config", "--protocol", "--maildir", "--name":
+                    guard let value = inlineValue ?? rest.popFirst(), !value.isEmpty, !value.hasPrefix("--") else {
+                        let example = ["--config": "--config ~/.config/mailmirror/config.toml", "--protocol": "--protocol imap",
+                                       "--maildir": "--maildir ~/Mail/work", "--name": "--name work"][name]!
+                        throw UsageError(message: "mailmirror \(command.rawValue): \(name) needs a value, e.g. \(example)")
                     }
-                    configPath = value
+                    switch name {
+                    case "--config": configPath = value
+                    case "--protocol":
+                        guard value == "imap" || value == "pop3" else {
+                            throw UsageError(message: "mailmirror init: --protocol is imap or pop3, not \"\(value)\"")
+                        }
+                        protocolName = value
+                    case "--maildir": maildir = value
+                    default: self.name = value
+                    }
+                case "--offline": offline = true
+                case "--list-providers": listProviders = true
                 case "--force": force = true
                 case "--dry-run": dryRun = true
                 case "--json": json = true
@@ -63,6 +82,7 @@ struct Arguments {
         switch command {
         case .sync: break
         case .initAccount:
+            if listProviders { break }
             guard positional.count == 1, positional[0].contains("@") else {
                 throw UsageError(message: "mailmirror init: give one email address, e.g. mailmirror init you@example.com")
             }
@@ -83,7 +103,9 @@ Usage:
   mailmirror status [--config PATH] [--json]                             per account/folder state
   mailmirror check-config [--config PATH] [--connect]                    validate and print the resolved config;
                                                                          --connect: reach each account's server
-  mailmirror init EMAIL [--config PATH]                                  write an account from the address
+  mailmirror init EMAIL [--config PATH] [--protocol imap|pop3] [--maildir DIR] [--name NAME] [--offline]
+                                                                         write an account found from the address
+  mailmirror init --list-providers                                       the built-in provider table
   mailmirror --help | --version
 
 The default config is $XDG_CONFIG_HOME/mailmirror/config.toml (~/.config/mailmirror/config.toml).

@@ -41,7 +41,9 @@ func runCommandLine(_ argv: [String]) async -> Int32 {
     case .sync:
         guard let config = loadConfiguration(parsed) else { return 2 }
         return await SyncCommand.run(parsed, configuration: config)
-    case .daemon, .status, .initAccount:
+    case .initAccount:
+        return await InitCommand.run(parsed)
+    case .daemon, .status:
         StandardStream.error.write("mailmirror \(command.rawValue): not implemented yet in this version (\(mailmirrorVersion)); see README.md, \"Status\"\n")
         return 2
     }

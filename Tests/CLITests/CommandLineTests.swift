@@ -25,7 +25,7 @@ import TestSupport
         #expect(badOption.standardError.contains("unknown option --json"))
         let noPath = try await runMailmirror(["check-config", "--config"])
         #expect(noPath.status == 2)
-        #expect(noPath.standardError.contains("--config needs a path"))
+        #expect(noPath.standardError.contains("--config needs a value"))
     }
 
     @Test func checkConfigPrintsTheResolvedConfigWithSecretsMasked() async throws {
