@@ -113,6 +113,22 @@ public final class StateStore: @unchecked Sendable {
         return AccountID(rawValue: id)
     }
 
+    /// The id of an account that has been synced before, without creating it.
+    public func existingAccount(named name: String) throws(StateError) -> AccountID? {
+        var id: Int64?
+        try db.query("SELECT id FROM accounts WHERE name = ?", .text(name)) { row in id = row.int(0) }
+        return id.map(AccountID.init(rawValue:))
+    }
+
+    /// An account's last completed pass and last error.
+    public func accountSummary(_ account: AccountID) throws(StateError) -> (lastSync: Int64?, lastError: String?) {
+        var result: (Int64?, String?) = (nil, nil)
+        try db.query("SELECT last_sync, last_error FROM accounts WHERE id = ?", .integer(account.rawValue)) { row in
+            result = (row.optionalInt(0), row.optionalText(1))
+        }
+        return result
+    }
+
     /// Records the outcome of an account's pass: the time it completed, or the error.
     public func recordAccountPass(_ account: AccountID, completedAt: Int64?, error: String?) throws(StateError) {
         if let completedAt {

@@ -129,6 +129,10 @@ public struct IMAPAccountSync: Sendable {
                 var r = FolderReport(folder: item.folder)
                 r.error = "\(error)"
                 logger.error("\(account.name)/\(FolderNaming.displayName(item.folder)): \(error)")
+                if !dryRun, var record = try? state.folderRecord(id: item.record) {
+                    record.lastError = "\(error)"
+                    try? state.updateFolder(record)
+                }
                 reports.append(r)
                 if await session.closedReason != nil { break }   // the session is gone: leave the rest to the others
             }

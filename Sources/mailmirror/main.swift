@@ -43,7 +43,10 @@ func runCommandLine(_ argv: [String]) async -> Int32 {
         return await SyncCommand.run(parsed, configuration: config)
     case .initAccount:
         return await InitCommand.run(parsed)
-    case .daemon, .status:
+    case .status:
+        guard let config = loadConfiguration(parsed) else { return 2 }
+        return StatusCommand.run(parsed, configuration: config)
+    case .daemon:
         StandardStream.error.write("mailmirror \(command.rawValue): not implemented yet in this version (\(mailmirrorVersion)); see README.md, \"Status\"\n")
         return 2
     }

@@ -181,6 +181,35 @@ import TestSupport
         #expect(try await a.serverMessages("Full").count == 1)
     }
 
+    @Test func statusInTextAndJSON() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        let before = try await runMailmirror(["status", "--config", a.config])
+        #expect(before.status == 0 && before.standardOutput.contains("work (imap): never synced"))
+        try await a.append("INBOX", [mail("s1"), mail("s2")])
+        try await a.append("Archive", [mail("s3")])
+        _ = try await a.sync()
+        try a.deliverLocally("INBOX", mail("s4"))   // not synced yet: 3 local, 2 on the server
+        let text = try await runMailmirror(["status", "--config", a.config])
+        #expect(text.status == 0)
+        #expect(text.standardOutput.contains("work (imap): synced, last sync 20"))
+        #expect(text.standardOutput.contains("  INBOX: 3 local, 2 on the server"))
+        #expect(text.standardOutput.contains("  Archive: 1 local, 1 on the server"))
+        let json = try await runMailmirror(["status", "--config", a.config, "--json"])
+        #expect(json.status == 0)
+        let check = try await runCommand(["python3", "-c", """
+            import json, sys
+            d = json.loads(sys.argv[1])
+            a = d["accounts"][0]
+            assert a["name"] == "work" and a["protocol"] == "imap" and a["last_error"] is None, a
+            f = {x["name"]: x for x in a["folders"]}
+            assert f["INBOX"]["local_messages"] == 3 and f["INBOX"]["remote_messages"] == 2 and f["INBOX"]["pending"] == 0, f
+            assert f["Archive"]["last_sync"].endswith("Z") and f["Archive"]["last_error"] is None, f
+            print("ok")
+            """, json.standardOutput])
+        #expect(check.standardOutput == "ok\n", "\(check.standardError)")
+    }
+
     @Test func dryRunChangesNothing() async throws {
         let a = try SyncAccount(fixture)
         defer { a.dir.remove() }

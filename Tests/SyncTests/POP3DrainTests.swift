@@ -29,6 +29,10 @@ import TestSupport
         let again = try await runMailmirror(["sync", "--config", config])
         #expect(again.status == 0)
         #expect(localMessages(dir.path + "/mail").count == 200)
+        // status shows the last drain.
+        let status = try await runMailmirror(["status", "--config", config])
+        #expect(status.standardOutput.contains("isp (pop3): synced, last sync 20"), "\(status.standardOutput)")
+        #expect(status.standardOutput.contains("  INBOX: 200 local, 0 on the server"))
     }
 
     @Test func drainsOverPOP3S() async throws { try await drainAndCheck(starttls: false) }

@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Config
+import Maildir
+import State
+import Support
+import Sync
+
+/// `mailmirror status [--config PATH] [--json]`: per account and folder, from the state file
+/// (and a scan of each Maildir folder): message counts on each side, last successful pass,
+/// pending journal entries, last error. Reads only; contacts no server.
+enum StatusCommand {
+    struct FolderStatus {
+        var name: String
+        var local: Int?
+        var remote: Int?
+        var lastSync: Int64?
+        var pending: Int
+        var lastError: String?
+    }
+
+    struct AccountStatus {
+        var name: String
+        var proto: String
+        var state: String
+        var lastSync: Int64?
+        var lastError: String?
+        var folders: [FolderStatus]
+    }
+
+    static func run(_ args: Arguments, configuration config: Configuration) -> Int32 {
+        var accounts: [AccountStatus] = []
+        let stateFile = config.general.stateDirectory + "/" + StateStore.fileName
+        let state: StateStore? = access(stateFile, R_OK) == 0 ? (try? StateStore.scratchCopy(of: config.general.stateDirectory)) : nil
+        for account in config.accounts {
+            let store = MaildirStore(root: account.maildir, layout: account.layout)
+            var status = AccountStatus(name: account.name, proto: account.protocol.rawValue, state: "never synced", folders: [])
+            guard let state, let id = try? state.existingAccount(named: account.name) else {
+                accounts.append(status)
+                continue
+            }
+            let summary = try? state.accountSummary(id)
+            status.lastSync = summary?.lastSync
+            status.lastError = summary?.lastError
+            status.state = status.lastError != nil ? "error" : status.lastSync != nil ? "synced" : "never synced"
+            let pendingAll = (try? state.pendingJournalEntries(of: id)) ?? []
+            if account.protocol == .pop3 {
+                let records = (try? state.pop3Messages(of: id)) ?? []
+                let inbox = store.folder(["INBOX"])
+                status.folders.append(FolderStatus(name: "INBOX", local: (try? inbox.scan().messages.count),
+                                                   remote: records.filter { $0.deletedAt == nil }.count,
+                                                   lastSync: status.lastSync, pending: pendingAll.count, lastError: status.lastError))
+            } else {
+                for record in (try? state.folders(of: id)) ?? [] {
+                    guard let folder = MaildirLayout.fs.folder(forRelativePath: record.localName) else { continue }
+                    let pairs = (try? state.pairs(in: record.id)) ?? []
+                    let local = store.folder(folder)
+                    status.folders.append(FolderStatus(
+                        name: FolderNaming.displayName(folder), local: local.exists ? (try? local.scan().messages.count) : 0,
+                        remote: pairs.filter { ($0.uid?.rawValue ?? 0) != 0 }.count, lastSync: record.lastSync,
+                        pending: pendingAll.filter { $0.folder == record.id }.count, lastError: record.lastError))
+                }
+            }
+            accounts.append(status)
+        }
+        StandardStream.output.write(args.json ? json(accounts) : text(accounts))
+        return 0
+    }
+
+    static func text(_ accounts: [AccountStatus]) -> String {
+        var out = ""
+        for a in accounts {
+            out += "\(a.name) (\(a.proto)): \(a.state)\(a.lastSync.map { ", last sync \(iso8601($0))" } ?? "")\(a.lastError.map { ", last error: \($0)" } ?? "")\n"
+            for f in a.folders {
+                out += "  \(f.name): \(f.local.map(String.init) ?? "?") local, \(f.remote.map(String.init) ?? "?") on the server"
+                if f.pending > 0 { out += ", \(f.pending) pending" }
+                if let e = f.lastError { out += ", error: \(e)" }
+                out += "\n"
+            }
+        }
+        return out.isEmpty ? "no accounts configured\n" : out
+    }
+
+    static func json(_ accounts: [AccountStatus]) -> String {
+        func str(_ s: String?) -> String { s.map { jsonString($0) } ?? "null" }
+        func num(_ n: Int?) -> String { n.map(String.init) ?? "null" }
+        let items = accounts.map { a in
+            let folders = a.folders.map { f in
+                "{\"name\":\(jsonString(f.name)),\"local_messages\":\(num(f.local)),\"remote_messages\":\(num(f.remote)),\"last_sync\":\(str(f.lastSync.map(iso8601))),\"pending\":\(f.pending),\"last_error\":\(str(f.lastError))}"
+            }
+            return "{\"name\":\(jsonString(a.name)),\"protocol\":\(jsonString(a.proto)),\"state\":\(jsonString(a.state)),\"last_sync\":\(str(a.lastSync.map(iso8601))),\"last_error\":\(str(a.lastError)),\"folders\":[\(folders.joined(separator: ","))]}"
+        }
+        return "{\"accounts\":[\(items.joined(separator: ","))]}\n"
+    }
+}
+
+/// A JSON string literal.
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if scalar.value < 0x20 { out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16) }
+            else { out.unicodeScalars.append(scalar) }
+        }
+    }
+    return out + "\""
+}
+
+/// Unix seconds as ISO 8601 UTC ("2026-11-27T21:28:39Z").
+func iso8601(_ seconds: Int64) -> String {
+    var t = time_t(seconds)
+    var tm = tm()
+    gmtime_r(&t, &tm)
+    func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+    return "\(tm.tm_year + 1900)-\(two(tm.tm_mon + 1))-\(two(tm.tm_mday))T\(two(tm.tm_hour)):\(two(tm.tm_min)):\(two(tm.tm_sec))Z"
+}
