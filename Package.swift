@@ -37,10 +37,12 @@ let package = Package(
         .target(name: "POP3", dependencies: ["Transport", "Support", "COpenSSL"]),
         // The sync engine and the POP3 drain: plans and applies changes with a journal.
         .target(name: "Sync", dependencies: ["Config", "IMAP", "POP3", "Maildir", "State", "Support", "Transport", "COpenSSL"]),
+        // The daemon: account runners, push (NOTIFY/IDLE), local watching, signals, sd_notify.
+        .target(name: "Daemon", dependencies: ["Config", "IMAP", "POP3", "Maildir", "State", "Support", "Sync", "Transport"]),
         // `mailmirror init`: account settings from an address (providers, autoconfig, DNS, probes).
         .target(name: "Autoconfig", dependencies: ["Config", "IMAP", "POP3", "Transport", "Support", "CResolv"]),
         // The command-line tool: argument parsing, commands, exit codes.
-        .executableTarget(name: "mailmirror", dependencies: ["Config", "Transport", "IMAP", "POP3", "Support", "Sync", "State", "Maildir", "Autoconfig"]),
+        .executableTarget(name: "mailmirror", dependencies: ["Config", "Transport", "IMAP", "POP3", "Support", "Sync", "State", "Maildir", "Autoconfig", "Daemon"]),
 
         // Benchmarks (run by the scripts in Benchmarks/; they print tables, assert nothing).
         .executableTarget(name: "StoreBenchmark", dependencies: ["Maildir", "State", "Support"], path: "Benchmarks/StoreBenchmark"),
@@ -60,6 +62,7 @@ let package = Package(
         .testTarget(name: "SyncTests", dependencies: ["Sync", "Config", "IMAP", "POP3", "Maildir", "State", "Support", "Transport", "TestSupport", "mailmirror"]),
         .testTarget(name: "AutoconfigTests", dependencies: ["Autoconfig", "Config", "TestSupport", "mailmirror"],
                     exclude: ["https-server.py", "Samples"]),
+        .testTarget(name: "DaemonTests", dependencies: ["IMAP", "Maildir", "Support", "Transport", "TestSupport", "mailmirror"]),
         .testTarget(name: "MaildirTests", dependencies: ["Maildir", "TestSupport"]),
         .testTarget(name: "StateTests", dependencies: ["State", "TestSupport"]),
     ],

@@ -30,6 +30,7 @@ extension Configuration {
                 lines.append("direction = \(quote(a.direction.rawValue))")
                 lines.append("delete = \(quote(a.delete.rawValue))")
                 lines.append("idle = [\(a.idle.map(quote).joined(separator: ", "))]")
+                lines.append("push = \(quote(a.push.rawValue))")
                 lines.append("connections = \(a.connections)")
                 lines.append("compress = \(a.compress == .auto ? "\"auto\"" : a.compress.rawValue)")
                 lines.append("max_delete_fraction = \(a.maxDeleteFraction)")

@@ -45,6 +45,14 @@ public enum SyncDirection: String, Sendable, CaseIterable { case both, pull, pus
 /// `delete`: whose deletions propagate to the other side.
 public enum DeletePolicy: String, Sendable, CaseIterable { case both, pull, push, none }
 
+/// `push`: how the daemon learns of server changes.
+public enum PushMethod: String, Sendable, CaseIterable {
+    /// NOTIFY (RFC 5465) when the server offers it, else IDLE.
+    case auto
+    /// IDLE on the `idle` folders even when NOTIFY is offered.
+    case idle
+}
+
 /// `compress`: COMPRESS=DEFLATE use.
 public enum CompressSetting: String, Sendable, CaseIterable {
     /// Only when the server is neither on loopback nor on a private network.
@@ -82,6 +90,8 @@ public struct AccountConfiguration: Sendable, Equatable {
     public var direction: SyncDirection
     public var delete: DeletePolicy
     public var idle: [String]
+    /// How the daemon learns of server changes.
+    public var push: PushMethod
     /// Seconds between checks in the daemon.
     public var pollInterval: Int
     public var connections: Int

@@ -137,11 +137,11 @@ private struct Validator {
         }
     }
 
-    static let imapOnlyKeys = ["folders", "direction", "delete", "idle", "connections"]
+    static let imapOnlyKeys = ["folders", "direction", "delete", "idle", "connections", "push"]
     static let pop3OnlyKeys = ["keep_on_server", "delete_after_days"]
     static let accountKeys = ["name", "protocol", "host", "port", "tls", "allow_plaintext", "ca_file", "username",
                               "password", "password_command", "auth", "maildir", "layout", "folders", "direction",
-                              "delete", "idle", "poll_interval", "connections", "compress", "max_delete_fraction",
+                              "delete", "idle", "push", "poll_interval", "connections", "compress", "max_delete_fraction",
                               "max_age", "max_message_size", "on_new_mail", "keep_on_server", "delete_after_days"]
 
     mutating func validateAccount(_ table: TOMLTable, general: GeneralSettings) -> AccountConfiguration? {
@@ -229,6 +229,7 @@ private struct Validator {
         var direction = SyncDirection.both
         var delete = DeletePolicy.both
         var idle = ["INBOX"]
+        var push = PushMethod.auto
         var connections = 2
         var keepOnServer = false
         var deleteAfterDays: Int?
@@ -243,6 +244,7 @@ private struct Validator {
             direction = r.enumeration("direction", SyncDirection.allCases.map(\.rawValue), &self).flatMap(SyncDirection.init) ?? .both
             delete = r.enumeration("delete", DeletePolicy.allCases.map(\.rawValue), &self).flatMap(DeletePolicy.init) ?? .both
             if let i = r.stringArray("idle", &self) { idle = i }
+            push = r.enumeration("push", PushMethod.allCases.map(\.rawValue), &self).flatMap(PushMethod.init) ?? .auto
             if let c = r.integer("connections", &self) {
                 if c < 1 || c > 16 { error(r.line("connections"), "connections = \(c) must be between 1 and 16") } else { connections = Int(c) }
             }
@@ -289,7 +291,7 @@ private struct Validator {
         return AccountConfiguration(
             name: name, protocol: proto, host: host, port: port, tls: tls, allowPlaintext: allowPlaintext,
             caFile: caFile, username: username, password: password, auth: auth, maildir: maildir, layout: layout,
-            folders: folders, direction: direction, delete: delete, idle: idle, pollInterval: pollInterval,
+            folders: folders, direction: direction, delete: delete, idle: idle, push: push, pollInterval: pollInterval,
             connections: connections, compress: compress, maxDeleteFraction: maxDeleteFraction, maxAge: maxAge,
             maxMessageSize: maxMessageSize, onNewMail: onNewMail, keepOnServer: keepOnServer,
             deleteAfterDays: deleteAfterDays, line: header)

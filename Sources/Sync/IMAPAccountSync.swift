@@ -28,6 +28,8 @@ public struct IMAPAccountSync: Sendable {
     public let dryRun: Bool
     /// Where long downloads show progress (a terminal), or nil.
     public var progress: ProgressLine?
+    /// Sync only these folders (the daemon's events); nil syncs all.
+    public var only: Set<[String]>?
 
     public init(account: AccountConfiguration, stateDirectory: String, logger: Logger, force: Bool, dryRun: Bool) {
         self.account = account
@@ -72,7 +74,8 @@ public struct IMAPAccountSync: Sendable {
         var report = AccountReport()
         do {
             let naming = try await discoverNaming(main)
-            let work = try await reconcileFolders(session: main, state: state, accountID: accountID, store: store, naming: naming, report: &report)
+            var work = try await reconcileFolders(session: main, state: state, accountID: accountID, store: store, naming: naming, report: &report)
+            if let only { work = work.filter { only.contains($0.folder) || $0.created != nil } }
             // Folders spread over up to `connections` sessions (the first is reused).
             var sessions = [main]
             // A dry run works on one in-memory copy of the state: one session shares it.

@@ -20,7 +20,18 @@ enum StatusCommand {
         var lastError: String?
     }
 
+    /// What a running daemon reports of an account (from `state_dir/daemon.status`).
+    struct DaemonView {
+        var state: String
+        var push: String
+        var backoffUntil: Int64?
+        var lastEvent: String?
+        var lastEventTime: Int64?
+        var lastError: String?
+    }
+
     struct AccountStatus {
+        var daemon: DaemonView?
         var name: String
         var proto: String
         var state: String
@@ -31,11 +42,12 @@ enum StatusCommand {
 
     static func run(_ args: Arguments, configuration config: Configuration) -> Int32 {
         var accounts: [AccountStatus] = []
+        let daemon = readDaemonStatus(config.general.stateDirectory)
         let stateFile = config.general.stateDirectory + "/" + StateStore.fileName
         let state: StateStore? = access(stateFile, R_OK) == 0 ? (try? StateStore.scratchCopy(of: config.general.stateDirectory)) : nil
         for account in config.accounts {
             let store = MaildirStore(root: account.maildir, layout: account.layout)
-            var status = AccountStatus(name: account.name, proto: account.protocol.rawValue, state: "never synced", folders: [])
+            var status = AccountStatus(daemon: daemon[account.name], name: account.name, proto: account.protocol.rawValue, state: "never synced", folders: [])
             guard let state, let id = try? state.existingAccount(named: account.name) else {
                 accounts.append(status)
                 continue
@@ -72,6 +84,14 @@ enum StatusCommand {
         var out = ""
         for a in accounts {
             out += "\(a.name) (\(a.proto)): \(a.state)\(a.lastSync.map { ", last sync \(iso8601($0))" } ?? "")\(a.lastError.map { ", last error: \($0)" } ?? "")\n"
+            if let d = a.daemon {
+                var line = "  daemon: \(d.state)"
+                if d.state == "connected" { line += " (push: \(d.push))" }
+                if let until = d.backoffUntil, d.state == "backing off" { line += " until \(iso8601(until))" }
+                if let e = d.lastEvent { line += ", last event: \(e)\(d.lastEventTime.map { " at \(iso8601($0))" } ?? "")" }
+                if let e = d.lastError { line += ", last error: \(e)" }
+                out += line + "\n"
+            }
             for f in a.folders {
                 out += "  \(f.name): \(f.local.map(String.init) ?? "?") local, \(f.remote.map(String.init) ?? "?") on the server"
                 if f.pending > 0 { out += ", \(f.pending) pending" }
@@ -89,10 +109,29 @@ enum StatusCommand {
             let folders = a.folders.map { f in
                 "{\"name\":\(jsonString(f.name)),\"local_messages\":\(num(f.local)),\"remote_messages\":\(num(f.remote)),\"last_sync\":\(str(f.lastSync.map(iso8601))),\"pending\":\(f.pending),\"last_error\":\(str(f.lastError))}"
             }
-            return "{\"name\":\(jsonString(a.name)),\"protocol\":\(jsonString(a.proto)),\"state\":\(jsonString(a.state)),\"last_sync\":\(str(a.lastSync.map(iso8601))),\"last_error\":\(str(a.lastError)),\"folders\":[\(folders.joined(separator: ","))]}"
+            let daemon = a.daemon.map { d in
+                ",\"daemon\":{\"state\":\(jsonString(d.state)),\"push\":\(jsonString(d.push)),\"backoff_until\":\(str(d.backoffUntil.map(iso8601))),\"last_event\":\(str(d.lastEvent)),\"last_event_time\":\(str(d.lastEventTime.map(iso8601))),\"last_error\":\(str(d.lastError))}"
+            } ?? ""
+            return "{\"name\":\(jsonString(a.name)),\"protocol\":\(jsonString(a.proto)),\"state\":\(jsonString(a.state)),\"last_sync\":\(str(a.lastSync.map(iso8601))),\"last_error\":\(str(a.lastError)),\"folders\":[\(folders.joined(separator: ","))]\(daemon)}"
         }
         return "{\"accounts\":[\(items.joined(separator: ","))]}\n"
     }
+}
+
+/// The running daemon's per-account state, when a daemon runs (its pid is alive).
+func readDaemonStatus(_ stateDirectory: String) -> [String: StatusCommand.DaemonView] {
+    guard let text = try? ConfigurationLoader.readTextFile(stateDirectory + "/daemon.status") else { return [:] }
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    guard let pid = lines.first.flatMap({ Int32($0) }), kill(pid, 0) == 0 else { return [:] }
+    var result: [String: StatusCommand.DaemonView] = [:]
+    for line in lines.dropFirst() where !line.isEmpty {
+        let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+        guard f.count >= 7 else { continue }
+        func opt(_ s: String) -> String? { s.isEmpty ? nil : s }
+        result[f[0]] = StatusCommand.DaemonView(state: f[1], push: f[2], backoffUntil: Int64(f[3]), lastEvent: opt(f[4]),
+                                                lastEventTime: Int64(f[5]), lastError: opt(f[6]))
+    }
+    return result
 }
 
 /// A JSON string literal.

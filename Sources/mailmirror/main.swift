@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Config
 import Support
+import Daemon
 
 /// The version `mailmirror --version` prints.
 let mailmirrorVersion = "0.1.0"
@@ -47,8 +48,10 @@ func runCommandLine(_ argv: [String]) async -> Int32 {
         guard let config = loadConfiguration(parsed) else { return 2 }
         return StatusCommand.run(parsed, configuration: config)
     case .daemon:
-        StandardStream.error.write("mailmirror \(command.rawValue): not implemented yet in this version (\(mailmirrorVersion)); see README.md, \"Status\"\n")
-        return 2
+        guard let config = loadConfiguration(parsed) else { return 2 }
+        let env = SettingValues.processEnvironment()
+        let path = parsed.configPath ?? SettingValues.defaultConfigPath(environment: env)
+        return await Daemon(configPath: path, configuration: config, environment: env).run()
     }
 }
 

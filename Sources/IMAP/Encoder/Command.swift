@@ -97,6 +97,9 @@ public enum Command: Sendable {
     case append(MailboxName, [AppendMessage])
     case idle
     case compressDeflate
+    /// NOTIFY (RFC 5465) with its event specification as written, e.g.
+    /// `SET STATUS (personal (MessageNew MessageExpunge))`.
+    case notify(String)
 
     /// The command's name, for error messages.
     public var name: String {
@@ -130,6 +133,7 @@ public enum Command: Sendable {
         case .append(let m, _): "APPEND to \(m)"
         case .idle: "IDLE"
         case .compressDeflate: "COMPRESS DEFLATE"
+        case .notify: "NOTIFY"
         }
     }
 }

@@ -77,6 +77,7 @@ public struct CommandEncoder: Sendable {
         case .unselect: b.add("UNSELECT")
         case .idle: b.add("IDLE")
         case .compressDeflate: b.add("COMPRESS DEFLATE")
+        case .notify(let spec): b.add("NOTIFY " + spec)
         case let .login(user, password):
             b.add("LOGIN ")
             appendString(user, to: b)

@@ -1,0 +1,337 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Config
+import IMAP
+import POP3
+import Maildir
+import State
+import Support
+import Sync
+import Transport
+
+/// What the daemon knows of one account right now (for `status` and STATUS=).
+public struct RunnerStatus: Sendable, Equatable {
+    public var account: String
+    /// "connected", "connecting", "backing off", "polling", "stopped".
+    public var state: String = "starting"
+    /// "NOTIFY", "IDLE", or "poll".
+    public var push: String = "poll"
+    public var backoffUntil: Int64?
+    public var lastEvent: String?
+    public var lastEventTime: Int64?
+    public var lastError: String?
+}
+
+/// Runs one account in the daemon: a full pass at start, then passes triggered by server
+/// push (NOTIFY or IDLE), local changes (inotify), the poll timer and SIGUSR1 — one pass at a
+/// time, each limited to the folders an event concerns. Failures back off exponentially
+/// with jitter (1 s … 5 min; straight to 5 min for authentication failures) and never stall
+/// other accounts: each account is its own task.
+public actor AccountRunner {
+    public let account: AccountConfiguration
+    let config: Configuration
+    let logger: Logger
+    /// Called after a pass that delivered new mail (the on_new_mail hook).
+    let onNewMail: @Sendable (AccountConfiguration) -> Void
+    let onStatus: @Sendable (RunnerStatus) -> Void
+
+    private var pendingAll = true
+    private var pendingFolders = Set<[String]>()
+    private var pendingPoll = false
+    private var wake: CheckedContinuation<Void, Never>?
+    private var tasks: [Task<Void, Never>] = []
+    private var stopped = false
+    private var watcher: MaildirWatcher?
+    private var pushSession: IMAPSession?
+    private(set) var status: RunnerStatus
+    /// Completed full passes (the daemon logs "ready" after every account's first).
+    public private(set) var completedPasses = 0 {
+        didSet { if completedPasses > 0 { for w in firstPassWaiters { w.resume() }; firstPassWaiters = [] } }
+    }
+    private var firstPassWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// Returns once the first full pass completed (or the runner stopped).
+    public func waitForFirstPass() async {
+        if completedPasses > 0 || stopped { return }
+        await withCheckedContinuation { firstPassWaiters.append($0) }
+    }
+    private var backoff: Double = 1
+
+    public init(account: AccountConfiguration, config: Configuration, logger: Logger,
+                onNewMail: @escaping @Sendable (AccountConfiguration) -> Void,
+                onStatus: @escaping @Sendable (RunnerStatus) -> Void) {
+        self.account = account
+        self.config = config
+        self.logger = logger.with(context: account.name)
+        self.onNewMail = onNewMail
+        self.onStatus = onStatus
+        status = RunnerStatus(account: account.name)
+    }
+
+    public func start() {
+        tasks.append(Task { await self.runLoop() })
+        tasks.append(Task { await self.pollLoop() })
+        if account.protocol == .imap {
+            tasks.append(Task { await self.pushLoop() })
+            startWatcher()
+        }
+    }
+
+    /// Stops taking work and closes the push connection; a pass in flight is abandoned
+    /// safely (every transfer is journaled) when the process exits.
+    public func stop() async {
+        stopped = true
+        for w in firstPassWaiters { w.resume() }
+        firstPassWaiters = []
+        watcher?.stop()
+        for task in tasks { task.cancel() }
+        wake?.resume()
+        wake = nil
+        await pushSession?.close()
+        update { $0.state = "stopped" }
+    }
+
+    /// Asks for a pass: of everything, or of some folders.
+    public func request(all: Bool = false, folders: Set<[String]> = [], poll: Bool = false, reason: String) {
+        if all { pendingAll = true }
+        pendingFolders.formUnion(folders)
+        if poll { pendingPoll = true }
+        update {
+            $0.lastEvent = reason
+            $0.lastEventTime = Int64(time(nil))
+        }
+        wake?.resume()
+        wake = nil
+    }
+
+    private func update(_ change: (inout RunnerStatus) -> Void) {
+        change(&status)
+        onStatus(status)
+    }
+
+    // MARK: - Passes
+
+    private func runLoop() async {
+        while !stopped {
+            if !pendingAll && pendingFolders.isEmpty && !pendingPoll {
+                await withCheckedContinuation { wake = $0 }
+                continue
+            }
+            let all = pendingAll
+            let folders = pendingFolders
+            let poll = pendingPoll
+            pendingAll = false
+            pendingFolders = []
+            pendingPoll = false
+            do {
+                var only: Set<[String]>? = all ? nil : folders
+                if poll && !all { only = (only ?? []).union(try await changedFolders()) }
+                if let o = only, o.isEmpty { continue }
+                let downloaded = try await pass(only: only)
+                completedPasses += all ? 1 : 0
+                backoff = 1
+                ensureWatcher()
+                update {
+                    $0.lastError = nil
+                    $0.backoffUntil = nil
+                    if $0.state == "backing off" || $0.state == "starting" { $0.state = account.protocol == .pop3 ? "polling" : "connected" }
+                }
+                if downloaded > 0 { onNewMail(account) }
+            } catch {
+                if stopped { break }
+                // Keep the work: it is retried after the backoff.
+                pendingAll = pendingAll || all
+                pendingFolders.formUnion(folders)
+                pendingPoll = pendingPoll || poll
+                await backOff(after: error)
+            }
+        }
+    }
+
+    /// One pass; returns how many messages arrived.
+    private func pass(only: Set<[String]>?) async throws -> Int {
+        _ = try StateStore.open(directory: config.general.stateDirectory)   // creates state_dir (0700)
+        let lock = try AccountLock(stateDirectory: config.general.stateDirectory, account: account.name)
+        defer { withExtendedLifetime(lock) {} }
+        if account.protocol == .pop3 {
+            let state = try StateStore.open(directory: config.general.stateDirectory)
+            let report = try await POP3Drain(account: account, state: state, logger: logger).run()
+            if report.downloaded > 0 || report.deletedOnServer > 0 {
+                logger.info("INBOX: \(report.downloaded) down, \(report.deletedOnServer) deleted on server")
+            }
+            return report.downloaded
+        }
+        var sync = IMAPAccountSync(account: account, stateDirectory: config.general.stateDirectory, logger: logger, force: false, dryRun: false)
+        sync.only = only
+        let report = try await sync.run()
+        var downloaded = 0
+        for folder in report.folders {
+            downloaded += folder.downloaded
+            if let summary = folder.summary { logger.info("\(FolderNaming.displayName(folder.folder)): \(summary)") }
+        }
+        if report.failedFolders > 0 { throw DaemonError.foldersFailed(report.failedFolders) }
+        return downloaded
+    }
+
+    /// Folders whose STATUS (UIDNEXT, HIGHESTMODSEQ, MESSAGES) moved since the last pass.
+    private func changedFolders() async throws -> Set<[String]> {
+        guard account.protocol == .imap else { return [] }
+        let secret = try await account.password?.resolve(account: account.name) ?? ""
+        let session = try await IMAPSession.connect(host: account.host, port: account.port, security: account.connectionSecurity)
+        defer { Task { await session.logout() } }
+        try await session.login(username: account.username, secret: secret,
+                                mechanism: IMAPAuthMechanism(rawValue: account.auth.rawValue) ?? .auto, host: account.host, port: account.port)
+        let state = try StateStore.open(directory: config.general.stateDirectory)
+        guard let id = try state.existingAccount(named: account.name) else { return [] }
+        var changed = Set<[String]>()
+        for record in try state.folders(of: id) {
+            guard let folder = MaildirLayout.fs.folder(forRelativePath: record.localName) else { continue }
+            let s = try await session.status(MailboxName(bytes: record.remoteName))
+            let pairs = try state.pairCount(in: record.id)
+            if s.uidNext != record.uidNext || (s.highestModSeq != nil && s.highestModSeq != record.highestModSeq)
+                || (s.messages.map { $0 != pairs } ?? false) || s.uidValidity != record.uidValidity {
+                changed.insert(folder)
+            }
+        }
+        return changed
+    }
+
+    private func backOff(after error: Error) async {
+        let authFailure: Bool = {
+            if let e = error as? IMAPError, case .authenticationFailed = e { return true }
+            if let e = error as? POP3Error, case .authenticationFailed = e { return true }
+            return false
+        }()
+        backoff = authFailure ? 300 : min(backoff * 2, 300)
+        let delay = backoff * Double.random(in: 0.8...1.2)
+        let until = Int64(time(nil)) + Int64(delay)
+        logger.warn("\(error)\(authFailure ? " — authentication failed, so mailmirror waits the maximum" : ""); retrying in \(Int(delay)) s")
+        update {
+            $0.state = "backing off"
+            $0.backoffUntil = until
+            $0.lastError = "\(error)"
+        }
+        try? await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+    }
+
+    private func pollLoop() async {
+        while !stopped {
+            try? await Task.sleep(for: .seconds(account.pollInterval))
+            if stopped || Task.isCancelled { break }
+            if account.protocol == .pop3 { request(all: true, reason: "poll") } else { request(poll: true, reason: "poll") }
+        }
+    }
+
+    // MARK: - Local changes
+
+    private func startWatcher() {
+        let store = MaildirStore(root: account.maildir, layout: account.layout)
+        guard FSCheck.isDirectory(account.maildir) else { return }   // created by the first pass; retried then
+        let watcher = MaildirWatcher(store: store, quietPeriod: 0.15) { [weak self] changes in
+            guard let self else { return }
+            Task { await self.localChange(changes) }
+        }
+        do {
+            try watcher.start()
+            self.watcher = watcher
+        } catch {
+            logger.warn("cannot watch \(account.maildir) for changes (\(error)); local changes are picked up by the poll every \(formatDuration(account.pollInterval))")
+        }
+    }
+
+    private func localChange(_ changes: MaildirChanges) {
+        if changes.rescanEverything || changes.folderListChanged {
+            request(all: true, reason: "local folders changed")
+        } else {
+            request(folders: changes.folders, reason: "local change in \(changes.folders.map(FolderNaming.displayName).sorted().joined(separator: ", "))")
+        }
+    }
+
+    /// The watcher needs the Maildir to exist: after the first pass created it.
+    func ensureWatcher() {
+        if watcher == nil && account.protocol == .imap && !stopped { startWatcher() }
+    }
+
+    // MARK: - Server push
+
+    private func pushLoop() async {
+        var delay = 1.0
+        while !stopped {
+            do {
+                try await watchServer()
+                delay = 1
+            } catch {
+                if stopped || Task.isCancelled { break }
+                update { $0.state = "backing off"; $0.lastError = "\(error)" }
+                logger.warn("push connection: \(error); reconnecting in \(Int(delay)) s")
+                try? await Task.sleep(for: .milliseconds(Int(delay * Double.random(in: 0.8...1.2) * 1000)))
+                delay = min(delay * 2, 300)
+                // A reconnect may have missed events: sync everything once it is back.
+                request(all: true, reason: "reconnected")
+            }
+        }
+    }
+
+    /// Holds one connection that reports server changes: NOTIFY (RFC 5465) for every folder
+    /// when offered, else IDLE on INBOX. Returns only on error or stop.
+    private func watchServer() async throws {
+        let secret = try await account.password?.resolve(account: account.name) ?? ""
+        update { $0.state = "connecting" }
+        let session = try await IMAPSession.connect(host: account.host, port: account.port, security: account.connectionSecurity,
+                                                    ioTimeout: 30)
+        pushSession = session
+        defer { Task { await session.close() } }
+        try await session.login(username: account.username, secret: secret,
+                                mechanism: IMAPAuthMechanism(rawValue: account.auth.rawValue) ?? .auto, host: account.host, port: account.port)
+        ensureWatcher()
+        let naming = FolderNaming()
+        let useNotify = await session.capabilities.contains("NOTIFY") && account.push != .idle
+        _ = try await session.select(.inbox, readOnly: true)
+        if useNotify {
+            try await session.execute(.notify("SET (selected (MessageNew (UID) MessageExpunge FlagChange)) (personal (MessageNew MessageExpunge FlagChange MailboxName))"))
+        }
+        update {
+            $0.state = "connected"
+            $0.push = useNotify ? "NOTIFY" : "IDLE"
+        }
+        // IDLE is renewed well before the 30-minute limit; a dead connection is noticed
+        // within 2 × keepalive (the renewal times out).
+        let keepalive = Double(min(account.pollInterval, 25 * 60))
+        while !stopped {
+            let events = try await session.idle(timeout: keepalive)
+            var folders = Set<[String]>()
+            for event in events {
+                switch event {
+                case .status(let mailbox, _):
+                    if let f = naming.folder(for: mailbox) { folders.insert(f) }
+                case .list(let entry):
+                    if let f = naming.folder(for: entry.name) { folders.insert(f) }
+                case .exists, .expunge, .vanished, .fetch, .recent:
+                    folders.insert(["INBOX"])
+                default:
+                    break
+                }
+            }
+            if !folders.isEmpty {
+                request(folders: folders, reason: "server change in \(folders.map(FolderNaming.displayName).sorted().joined(separator: ", "))")
+            } else if !events.isEmpty {
+                request(all: true, reason: "server change")
+            }
+        }
+    }
+}
+
+/// Why a daemon pass failed.
+enum DaemonError: Error, CustomStringConvertible {
+    case foldersFailed(Int)
+    var description: String { "\(foldersFailedCount) folder(s) failed to sync" }
+    var foldersFailedCount: Int { if case .foldersFailed(let n) = self { n } else { 0 } }
+}
+
+enum FSCheck {
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+}
