@@ -79,6 +79,16 @@ public final class DovecotFixture: Sendable {
         return (name, password)
     }
 
+    /// Stops the server and starts it again on the same ports, with the same users and mail
+    /// (to test reconnecting); `downtime` seconds pass in between.
+    public func restart(downtime: Double) async throws {
+        stop()
+        try await Task.sleep(for: .milliseconds(Int(downtime * 1000)))
+        let command = "\(repositoryRoot)/scripts/dovecot-fixture start \(directory) \(imapPort) \(imapsPort) \(pop3Port) \(pop3sPort)"
+        let result = try await Subprocess.runShell(command, timeout: 60)
+        guard result.succeeded else { throw FixtureError(message: "restart failed: \(String(decoding: result.standardError, as: UTF8.self))") }
+    }
+
     /// Stops this instance now (it is also stopped at process exit).
     public func stop() {
         _ = try? Subprocess.runShellBlocking("\(repositoryRoot)/scripts/dovecot-fixture stop \(directory)", timeout: 30)

@@ -1,0 +1,153 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import IMAP
+import Maildir
+import Support
+import Transport
+import TestSupport
+
+@Suite(.serialized) struct DaemonLifecycleTests {
+    let fixture: DovecotFixture
+    init() async throws { fixture = try await DovecotFixture.shared() }
+
+    @Test func sdNotifyProtocol() async throws {
+        let a = try DaemonAccount(fixture)
+        defer { a.dir.remove() }
+        let socketPath = a.dir.path + "/notify"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in for (i, b) in socketPath.utf8.enumerated() { raw[i] = b } }
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        #expect(bound == 0)
+        let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log",
+                                       environment: ["NOTIFY_SOCKET": socketPath, "WATCHDOG_USEC": "400000"])
+        var received: [String] = []
+        func drain() {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = recv(fd, &buffer, buffer.count, 0)
+                if n <= 0 { break }
+                received.append(String(decoding: buffer[0..<n], as: UTF8.self))
+            }
+        }
+        let deadline = monotonicSeconds() + 15
+        while monotonicSeconds() < deadline {
+            drain()
+            let all = received.joined(separator: "\n")
+            if all.contains("READY=1") && all.contains("STATUS=") && all.contains("WATCHDOG=1") { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let start = monotonicSeconds()
+        daemon.process.kill(SIGTERM)
+        let status = daemon.process.wait(timeout: 10)
+        drain()
+        let all = received.joined(separator: "\n")
+        #expect(all.contains("READY=1"), "\(all)")
+        #expect(all.contains("STATUS="))
+        #expect(all.contains("WATCHDOG=1"))
+        #expect(all.contains("STOPPING=1"))
+        #expect(status == 0)
+        #expect(monotonicSeconds() - start < 5)
+    }
+
+    @Test func sigtermDuringALargeInitialDownloadThenSyncCompletes() async throws {
+        let a = try DaemonAccount(fixture)
+        defer { a.dir.remove() }
+        let s = try await a.session()
+        let messages = (0..<3000).map { AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("big\($0)"))) }
+        for start in stride(from: 0, to: messages.count, by: 200) {
+            _ = try await s.append(Array(messages[start..<min(start + 200, messages.count)]), to: .inbox)
+        }
+        await s.logout()
+        let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log")
+        let deadline = monotonicSeconds() + 60
+        while a.localCount() < 200 && monotonicSeconds() < deadline && !daemon.process.hasExited {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(a.localCount() < 3000, "the download was still running when SIGTERM came")
+        let start = monotonicSeconds()
+        daemon.process.kill(SIGTERM)
+        let status = daemon.process.wait(timeout: 15)
+        let elapsed = monotonicSeconds() - start
+        print("daemon: SIGTERM during the initial download, exit \(status.map(String.init) ?? "signal") after \(Int(elapsed * 1000)) ms with \(a.localCount()) of 3000 local")
+        #expect(status == 0)
+        #expect(elapsed < 5)
+        let sync = try await runMailmirror(["sync", "--config", a.config])
+        #expect(sync.status == 0, "\(sync.standardError)")
+        let store = MaildirStore(root: a.maildir, layout: .fs).folder(["INBOX"])
+        let bodies = try store.scan().messages.map { readFile(store.filePath(of: $0)) ?? "" }
+        #expect(bodies.count == 3000)
+        #expect(Set(bodies).count == 3000, "no duplicates")
+    }
+
+    @Test func sighupAddsAnAccountAndABrokenConfigKeepsTheOldOne() async throws {
+        let a = try DaemonAccount(fixture)
+        defer { a.dir.remove() }
+        let other = try fixture.makeUser("second")
+        let o = try await a.session(other)
+        _ = try await o.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("other1")))], to: .inbox)
+        await o.logout()
+        let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log")
+        defer { daemon.stop() }
+        #expect(try await daemon.waitForLog("ready"))
+        let otherMaildir = a.dir.path + "/other-mail"
+        a.write(more: a.accountText(name: "second", user: other, maildir: otherMaildir))
+        daemon.process.kill(SIGHUP)
+        let arrived = await measure(timeout: 15) { a.localCount(root: otherMaildir) == 1 }
+        #expect(arrived != nil, "the added account synced after SIGHUP: \(readFile(daemon.log) ?? "")")
+
+        writeFile(a.config, "[general]\nthis is not toml\n", mode: 0o600)
+        daemon.process.kill(SIGHUP)
+        #expect(try await daemon.waitForLog("is not valid, keeping the running configuration"))
+        #expect(!daemon.process.hasExited)
+        // The old configuration still works: new mail still arrives.
+        let s = try await a.session()
+        _ = try await s.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("after-broken")))], to: .inbox)
+        await s.logout()
+        #expect(await measure(timeout: 10) { a.localCount() == 1 } != nil)
+        // status shows the running daemon's view.
+        a.write(more: a.accountText(name: "second", user: other, maildir: otherMaildir))
+        let status = try await runMailmirror(["status", "--config", a.config])
+        #expect(status.standardOutput.contains("daemon: connected (push: NOTIFY)"), "\(status.standardOutput)")
+    }
+
+    @Test func reconnectsAfterTheServerRestarts() async throws {
+        let server = try await DovecotFixture.start(compress: true)
+        let a = try DaemonAccount(server)
+        defer { a.dir.remove(); server.stop() }
+        let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log")
+        defer { daemon.stop() }
+        #expect(try await daemon.waitForLog("ready"))
+        try await server.restart(downtime: 3)
+        let s = try await a.session()
+        _ = try await s.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("after-restart")))], to: .inbox)
+        await s.logout()
+        let arrived = await measure(timeout: 30) { a.localCount() == 1 }
+        print("daemon: message appended after a server restart arrived after \(arrived.map { "\(Int($0 * 1000)) ms" } ?? "—")")
+        #expect(arrived != nil, "\(readFile(daemon.log) ?? "")")
+    }
+
+    @Test func systemdUnitHasWhatItNeeds() async throws {
+        let unit = readFile(repositoryRoot + "/systemd/mailmirror.service") ?? ""
+        var keys: [String: String] = [:]
+        var sections: [String] = []
+        for line in unit.split(separator: "\n") where !line.hasPrefix("#") {
+            if line.hasPrefix("[") { sections.append(String(line)); continue }
+            if let eq = line.firstIndex(of: "=") { keys[String(line[..<eq])] = String(line[line.index(after: eq)...]) }
+        }
+        #expect(sections == ["[Unit]", "[Service]", "[Install]"])
+        #expect(keys["Type"] == "notify")
+        #expect(keys["ExecStart"]?.hasSuffix("mailmirror daemon") == true)
+        #expect(keys["ExecReload"]?.contains("-HUP") == true)
+        #expect(keys["Restart"] == "on-failure")
+        #expect(keys["WatchdogSec"].flatMap { Int($0) }.map { $0 > 0 } == true)
+        #expect(keys["NoNewPrivileges"] == "yes" && keys["PrivateTmp"] == "yes")
+        #expect(keys["WantedBy"] == "default.target")
+        let analyze = try await runCommand(["sh", "-c", "command -v systemd-analyze >/dev/null && systemd-analyze verify --user \(repositoryRoot)/systemd/mailmirror.service 2>&1 | grep -v 'mailmirror: No such file' || true"])
+        #expect(!analyze.standardOutput.contains("Unknown key") && !analyze.standardOutput.contains("Invalid"), "\(analyze.standardOutput)")
+    }
+}
