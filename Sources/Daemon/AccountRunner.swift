@@ -43,7 +43,7 @@ public actor AccountRunner {
     private var tasks: [Task<Void, Never>] = []
     private var stopped = false
     private var watcher: MaildirWatcher?
-    private var pushSession: IMAPSession?
+    private var pushSessions: [IMAPSession] = []
     private(set) var status: RunnerStatus
     /// Completed full passes (the daemon logs "ready" after every account's first).
     public private(set) var completedPasses = 0 {
@@ -88,7 +88,8 @@ public actor AccountRunner {
         for task in tasks { task.cancel() }
         wake?.resume()
         wake = nil
-        await pushSession?.close()
+        for session in pushSessions { await session.close() }
+        pushSessions = []
         update { $0.state = "stopped" }
     }
 
@@ -273,32 +274,64 @@ public actor AccountRunner {
         }
     }
 
-    /// Holds one connection that reports server changes: NOTIFY (RFC 5465) for every folder
-    /// when offered, else IDLE on INBOX. Returns only on error or stop.
+    /// A logged-in session for push (kept so `stop()` can close it).
+    private func pushSession(secret: String) async throws -> IMAPSession {
+        let session = try await IMAPSession.connect(host: account.host, port: account.port, security: account.connectionSecurity,
+                                                    ioTimeout: 30)
+        pushSessions.append(session)
+        try await session.login(username: account.username, secret: secret,
+                                mechanism: IMAPAuthMechanism(rawValue: account.auth.rawValue) ?? .auto, host: account.host, port: account.port)
+        return session
+    }
+
+    /// Reports server changes: NOTIFY (RFC 5465) for every folder on one connection when
+    /// offered; otherwise IDLE (RFC 2177) on each folder of `idle`, one connection each.
+    /// Returns only on error (then `pushLoop` reconnects) or stop.
     private func watchServer() async throws {
         let secret = try await account.password?.resolve(account: account.name) ?? ""
         update { $0.state = "connecting" }
-        let session = try await IMAPSession.connect(host: account.host, port: account.port, security: account.connectionSecurity,
-                                                    ioTimeout: 30)
-        pushSession = session
-        defer { Task { await session.close() } }
-        try await session.login(username: account.username, secret: secret,
-                                mechanism: IMAPAuthMechanism(rawValue: account.auth.rawValue) ?? .auto, host: account.host, port: account.port)
+        for session in pushSessions { await session.close() }
+        pushSessions = []
+        let session = try await pushSession(secret: secret)
         ensureWatcher()
-        let naming = FolderNaming()
         let useNotify = await session.capabilities.contains("NOTIFY") && account.push != .idle
-        _ = try await session.select(.inbox, readOnly: true)
         if useNotify {
+            _ = try await session.select(.inbox, readOnly: true)
             try await session.execute(.notify("SET (selected (MessageNew (UID) MessageExpunge FlagChange)) (personal (MessageNew MessageExpunge FlagChange MailboxName))"))
+            update { $0.state = "connected"; $0.push = "NOTIFY" }
+            try await idleLoop(session: session, folder: nil)
+            return
         }
-        update {
-            $0.state = "connected"
-            $0.push = useNotify ? "NOTIFY" : "IDLE"
+        // IDLE: the folders of `idle` that are mirrored (INBOX by default; ["*"] for all).
+        let naming = FolderNaming()
+        let mirrored = FolderFilter(account.folders)
+        let wanted = FolderFilter(account.idle)
+        var folders: [([String], MailboxName)] = []
+        for entry in try await session.list() where !entry.has("\\Noselect") && !entry.has("\\NonExistent") {
+            if let f = naming.folder(for: entry.name), mirrored.includes(f), wanted.includes(f) { folders.append((f, entry.name)) }
         }
-        // IDLE is renewed well before the 30-minute limit; a dead connection is noticed
-        // within 2 × keepalive (the renewal times out).
+        if folders.isEmpty { folders = [(["INBOX"], .inbox)] }
+        update { $0.state = "connected"; $0.push = "IDLE" }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, (folder, mailbox)) in folders.enumerated() {
+                group.addTask {
+                    let s = index == 0 ? session : try await self.pushSession(secret: secret)
+                    _ = try await s.select(mailbox, readOnly: true)
+                    try await self.idleLoop(session: s, folder: folder)
+                }
+            }
+            try await group.next()   // the first failure ends all; pushLoop reconnects
+            group.cancelAll()
+        }
+    }
+
+    /// IDLE, renewed well before the 30-minute limit (a dead connection is noticed within
+    /// 2 × keepalive, when the renewal times out); each batch of events asks for a pass of
+    /// the folders it concerns (`folder` for IDLE; from STATUS responses under NOTIFY).
+    private func idleLoop(session: IMAPSession, folder: [String]?) async throws {
+        let naming = FolderNaming()
         let keepalive = Double(min(account.pollInterval, 25 * 60))
-        while !stopped {
+        while !stopped && !Task.isCancelled {
             let events = try await session.idle(timeout: keepalive)
             var folders = Set<[String]>()
             for event in events {
@@ -308,7 +341,7 @@ public actor AccountRunner {
                 case .list(let entry):
                     if let f = naming.folder(for: entry.name) { folders.insert(f) }
                 case .exists, .expunge, .vanished, .fetch, .recent:
-                    folders.insert(["INBOX"])
+                    folders.insert(folder ?? ["INBOX"])
                 default:
                     break
                 }
