@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "mailmirror", targets: ["mailmirror"]),
         .executable(name: "StoreBenchmark", targets: ["StoreBenchmark"]),
         .executable(name: "IMAPFetch", targets: ["IMAPFetch"]),
+        .executable(name: "PushLatency", targets: ["PushLatency"]),
         .executable(name: "FuzzIMAP", targets: ["FuzzIMAP"]),
         .executable(name: "FuzzPOP3", targets: ["FuzzPOP3"]),
     ],
@@ -46,6 +47,7 @@ let package = Package(
 
         // Benchmarks (run by the scripts in Benchmarks/; they print tables, assert nothing).
         .executableTarget(name: "StoreBenchmark", dependencies: ["Maildir", "State", "Support"], path: "Benchmarks/StoreBenchmark"),
+        .executableTarget(name: "PushLatency", dependencies: ["IMAP", "Maildir", "Support", "Transport"], path: "Benchmarks/PushLatency"),
         .executableTarget(name: "IMAPFetch", dependencies: ["IMAP", "Maildir", "Support", "Transport"], path: "Benchmarks/IMAPFetch"),
 
         // Fuzz targets (scripts/fuzz-imap builds them with libFuzzer; a plain build replays files).

@@ -64,7 +64,7 @@ public final class Daemon: @unchecked Sendable {   // its state lives on `queue`
         let firstPasses = Task {
             for runner in queue.sync(execute: { Array(runners.values) }) { await runner.waitForFirstPass() }
             if !queue.sync(execute: { stopping }) {
-                logger.info("ready: first sync of \(config.accounts.count) account(s) done; watching for changes")
+                logger.notice("ready: first sync of \(config.accounts.count) account(s) done; watching for changes")
                 publishStatus()
             }
         }

@@ -67,6 +67,12 @@ public struct Logger: Sendable {
     public func info(_ message: @autoclosure () -> String) { log(.info, message()) }
     public func debug(_ message: @autoclosure () -> String) { log(.debug, message()) }
 
+    /// A milestone every level shows (syslog priority 5, "notice"): the daemon's "ready".
+    public func notice(_ message: String) {
+        let line = journalPrefixes ? "<5>\(context)\(message)\n" : "mailmirror: \(context)\(message)\n"
+        StandardStream.error.write(line)
+    }
+
     /// Writes `message` at `messageLevel` if the logger's level lets it through.
     public func log(_ messageLevel: LogLevel, _ message: @autoclosure () -> String) {
         guard messageLevel <= level else { return }
