@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Config
+import Dispatch
 import IMAP
 import POP3
 import Maildir
@@ -29,6 +30,9 @@ public struct RunnerStatus: Sendable, Equatable {
 /// with jitter (1 s … 5 min; straight to 5 min for authentication failures) and never stall
 /// other accounts: each account is its own task.
 public actor AccountRunner {
+    /// Each account runs on its own serial Dispatch queue.
+    private let executor: DispatchQueueExecutor
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
     public let account: AccountConfiguration
     let config: Configuration
     let logger: Logger
@@ -62,6 +66,7 @@ public actor AccountRunner {
                 onNewMail: @escaping @Sendable (AccountConfiguration) -> Void,
                 onStatus: @escaping @Sendable (RunnerStatus) -> Void) {
         self.account = account
+        self.executor = DispatchQueueExecutor(label: "mailmirror.account.\(account.name)")
         self.config = config
         self.logger = logger.with(context: account.name)
         self.onNewMail = onNewMail
@@ -88,7 +93,10 @@ public actor AccountRunner {
         for task in tasks { task.cancel() }
         wake?.resume()
         wake = nil
-        for session in pushSessions { await session.close() }
+        // LOGOUT politely; the daemon gives all accounts together at most ~4 s.
+        await withTaskGroup(of: Void.self) { group in
+            for session in pushSessions { group.addTask { await session.logout() } }
+        }
         pushSessions = []
         update { $0.state = "stopped" }
     }
@@ -247,6 +255,15 @@ public actor AccountRunner {
         } else {
             request(folders: changes.folders, reason: "local change in \(changes.folders.map(FolderNaming.displayName).sorted().joined(separator: ", "))")
         }
+    }
+
+    /// After a suspend/resume or a wall-clock jump the connections are probably dead and
+    /// changes may have been missed: reconnect now and sync everything.
+    public func clockJumped() async {
+        logger.info("the clock jumped (suspend/resume?): reconnecting and syncing")
+        for session in pushSessions { await session.close() }   // pushLoop reconnects at once
+        backoff = 1
+        request(all: true, reason: "clock jump")
     }
 
     /// The watcher needs the Maildir to exist: after the first pass created it.

@@ -59,6 +59,22 @@ public final class Daemon: @unchecked Sendable {   // its state lives on `queue`
             timer.resume()
             sources.append(timer)
         }
+        // Suspend/resume and wall-clock jumps: CLOCK_BOOTTIME advances during suspend while
+        // CLOCK_MONOTONIC does not, and CLOCK_REALTIME jumps with clock changes.
+        var last = (boot: clockSeconds(CLOCK_BOOTTIME), mono: clockSeconds(CLOCK_MONOTONIC), real: clockSeconds(CLOCK_REALTIME))
+        let clockTimer = DispatchSource.makeTimerSource(queue: queue)
+        clockTimer.schedule(deadline: .now() + 5, repeating: 5)
+        clockTimer.setEventHandler { [weak self] in
+            guard let self else { return }
+            let now = (boot: clockSeconds(CLOCK_BOOTTIME), mono: clockSeconds(CLOCK_MONOTONIC), real: clockSeconds(CLOCK_REALTIME))
+            let monoDelta = now.mono - last.mono
+            if abs((now.boot - last.boot) - monoDelta) > 10 || abs((now.real - last.real) - monoDelta) > 60 {
+                for runner in self.runners.values { Task { await runner.clockJumped() } }
+            }
+            last = now
+        }
+        clockTimer.resume()
+        sources.append(clockTimer)
         queue.sync { startRunners(for: config.accounts) }
         notifier.notify("READY=1\nSTATUS=first sync of \(config.accounts.count) account(s) started")
         let firstPasses = Task {
@@ -202,4 +218,11 @@ public final class Daemon: @unchecked Sendable {   // its state lives on `queue`
     func removeStatusFile() {
         unlink(config.general.stateDirectory + "/daemon.status")
     }
+}
+
+/// Seconds on a clock (CLOCK_MONOTONIC, CLOCK_BOOTTIME, CLOCK_REALTIME).
+func clockSeconds(_ clock: clockid_t) -> Double {
+    var ts = timespec()
+    clock_gettime(clock, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

@@ -141,5 +141,21 @@ func daemonMail(_ id: String) -> [UInt8] {
     }
 
     @Test func pushWithNotify() async throws { try await pushBothWays(push: "auto") }
+
+    @Test func onNewMailHookRunsAfterNewMail() async throws {
+        let marker = TemporaryDirectory().path + "/hook-ran"
+        let a = try DaemonAccount(fixture, extra: "on_new_mail = \"echo hook output; date >> \(marker)\"")
+        defer { a.dir.remove() }
+        let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log")
+        defer { daemon.stop() }
+        #expect(try await daemon.waitForLog("ready"))
+        #expect(readFile(marker) == nil, "no new mail yet: the hook did not run")
+        try await Task.sleep(for: .milliseconds(300))
+        let s = try await a.session()
+        _ = try await s.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("hooked")))], to: .inbox)
+        await s.logout()
+        #expect(await measure(timeout: 5) { readFile(marker) != nil } != nil)
+        #expect(try await daemon.waitForLog("on_new_mail: hook output"))
+    }
     @Test func pushWithIdle() async throws { try await pushBothWays(push: "idle") }
 }
