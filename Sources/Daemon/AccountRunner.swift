@@ -48,6 +48,8 @@ public actor AccountRunner {
     private var stopped = false
     private var watcher: MaildirWatcher?
     private var pushSessions: [IMAPSession] = []
+    /// The connection passes run on, kept between passes.
+    private var syncSession: IMAPSession?
     private(set) var status: RunnerStatus
     /// Completed full passes (the daemon logs "ready" after every account's first).
     public private(set) var completedPasses = 0 {
@@ -94,8 +96,10 @@ public actor AccountRunner {
         wake?.resume()
         wake = nil
         // LOGOUT politely; the daemon gives all accounts together at most ~4 s.
+        let sessions = pushSessions + (syncSession.map { [$0] } ?? [])
+        syncSession = nil
         await withTaskGroup(of: Void.self) { group in
-            for session in pushSessions { group.addTask { await session.logout() } }
+            for session in sessions { group.addTask { await session.logout() } }
         }
         pushSessions = []
         update { $0.state = "stopped" }
@@ -103,6 +107,7 @@ public actor AccountRunner {
 
     /// Asks for a pass: of everything, or of some folders.
     public func request(all: Bool = false, folders: Set<[String]> = [], poll: Bool = false, reason: String) {
+        logger.debug("pass requested: \(reason)")
         if all { pendingAll = true }
         pendingFolders.formUnion(folders)
         if poll { pendingPoll = true }
@@ -121,7 +126,27 @@ public actor AccountRunner {
 
     // MARK: - Passes
 
+    /// Resumed once the push connection is listening (or has failed), so that the first
+    /// pass starts after NOTIFY/IDLE is in place and nothing can slip in between.
+    private var pushReadyWaiters: [CheckedContinuation<Void, Never>] = []
+    private var pushReady = false
+
+    private func markPushReady() {
+        pushReady = true
+        for w in pushReadyWaiters { w.resume() }
+        pushReadyWaiters = []
+    }
+
     private func runLoop() async {
+        if account.protocol == .imap && !pushReady {
+            // Bounded: a push connection that cannot come up must not delay the first pass long.
+            let timer = Task { [weak self] in
+                try? await Task.sleep(for: .seconds(10))
+                await self?.markPushReady()
+            }
+            await withCheckedContinuation { pushReadyWaiters.append($0) }
+            timer.cancel()
+        }
         while !stopped {
             if !pendingAll && pendingFolders.isEmpty && !pendingPoll {
                 await withCheckedContinuation { wake = $0 }
@@ -137,7 +162,9 @@ public actor AccountRunner {
                 var only: Set<[String]>? = all ? nil : folders
                 if poll && !all { only = (only ?? []).union(try await changedFolders()) }
                 if let o = only, o.isEmpty { continue }
+                logger.debug("pass of \(only.map { $0.map(FolderNaming.displayName).sorted().joined(separator: ", ") } ?? "every folder")")
                 let downloaded = try await pass(only: only)
+                logger.debug("pass done")
                 completedPasses += all ? 1 : 0
                 backoff = 1
                 ensureWatcher()
@@ -173,7 +200,19 @@ public actor AccountRunner {
         }
         var sync = IMAPAccountSync(account: account, stateDirectory: config.general.stateDirectory, logger: logger, force: false, dryRun: false)
         sync.only = only
-        let report = try await sync.run()
+        var usable = false
+        if let current = syncSession { usable = await current.closedReason == nil }
+        if !usable {
+            let secret = try await account.password?.resolve(account: account.name) ?? ""
+            syncSession = try await sync.connect(secret: secret)
+        }
+        sync.session = syncSession
+        let report: AccountReport
+        do { report = try await sync.run() } catch {
+            await syncSession?.close()   // a failed pass starts the next one on a fresh connection
+            syncSession = nil
+            throw error
+        }
         var downloaded = 0
         for folder in report.folders {
             downloaded += folder.downloaded
@@ -262,6 +301,8 @@ public actor AccountRunner {
     public func clockJumped() async {
         logger.info("the clock jumped (suspend/resume?): reconnecting and syncing")
         for session in pushSessions { await session.close() }   // pushLoop reconnects at once
+        await syncSession?.close()
+        syncSession = nil
         backoff = 1
         request(all: true, reason: "clock jump")
     }
@@ -281,12 +322,11 @@ public actor AccountRunner {
                 delay = 1
             } catch {
                 if stopped || Task.isCancelled { break }
+                markPushReady()   // never hold the first pass back on a failing push connection
                 update { $0.state = "backing off"; $0.lastError = "\(error)" }
                 logger.warn("push connection: \(error); reconnecting in \(Int(delay)) s")
                 try? await Task.sleep(for: .milliseconds(Int(delay * Double.random(in: 0.8...1.2) * 1000)))
                 delay = min(delay * 2, 300)
-                // A reconnect may have missed events: sync everything once it is back.
-                request(all: true, reason: "reconnected")
             }
         }
     }
@@ -316,6 +356,7 @@ public actor AccountRunner {
             _ = try await session.select(.inbox, readOnly: true)
             try await session.execute(.notify("SET (selected (MessageNew (UID) MessageExpunge FlagChange)) (personal (MessageNew MessageExpunge FlagChange MailboxName))"))
             update { $0.state = "connected"; $0.push = "NOTIFY" }
+            pushConnected()
             try await idleLoop(session: session, folder: nil)
             return
         }
@@ -329,6 +370,7 @@ public actor AccountRunner {
         }
         if folders.isEmpty { folders = [(["INBOX"], .inbox)] }
         update { $0.state = "connected"; $0.push = "IDLE" }
+        pushConnected()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (index, (folder, mailbox)) in folders.enumerated() {
                 group.addTask {
@@ -342,6 +384,12 @@ public actor AccountRunner {
         }
     }
 
+    /// The first connection lets the first pass start; a later one (a reconnect) may have
+    /// missed changes, so it asks for a pass of everything.
+    private func pushConnected() {
+        if pushReady { request(all: true, reason: "push reconnected") } else { markPushReady() }
+    }
+
     /// IDLE, renewed well before the 30-minute limit (a dead connection is noticed within
     /// 2 × keepalive, when the renewal times out); each batch of events asks for a pass of
     /// the folders it concerns (`folder` for IDLE; from STATUS responses under NOTIFY).
@@ -350,6 +398,7 @@ public actor AccountRunner {
         let keepalive = Double(min(account.pollInterval, 25 * 60))
         while !stopped && !Task.isCancelled {
             let events = try await session.idle(timeout: keepalive)
+            logger.debug("IDLE returned \(events.count) event(s)")
             var folders = Set<[String]>()
             for event in events {
                 switch event {

@@ -30,6 +30,9 @@ public struct IMAPAccountSync: Sendable {
     public var progress: ProgressLine?
     /// Sync only these folders (the daemon's events); nil syncs all.
     public var only: Set<[String]>?
+    /// A logged-in session to use (and leave open) instead of connecting anew: the daemon
+    /// keeps one per account, so an event costs no TLS handshake or login.
+    public var session: IMAPSession?
 
     public init(account: AccountConfiguration, stateDirectory: String, logger: Logger, force: Bool, dryRun: Bool) {
         self.account = account
@@ -41,7 +44,7 @@ public struct IMAPAccountSync: Sendable {
     }
 
     /// A logged-in session (credentials resolved once per session).
-    func connect(secret: String) async throws -> IMAPSession {
+    public func connect(secret: String) async throws -> IMAPSession {
         let session = try await IMAPSession.connect(host: account.host, port: account.port, security: account.connectionSecurity)
         do {
             try await session.login(username: account.username, secret: secret,
@@ -70,7 +73,10 @@ public struct IMAPAccountSync: Sendable {
         }
         let accountID = try state.account(named: account.name, protocol: "imap")
         let store = MaildirStore(root: account.maildir, layout: account.layout)
-        let main = try await connect(secret: secret)
+        let reused: IMAPSession?
+        if let session, await session.closedReason == nil { reused = session } else { reused = nil }
+        let main: IMAPSession
+        if let reused { main = reused } else { main = try await connect(secret: secret) }
         var report = AccountReport()
         do {
             let naming = try await discoverNaming(main)
@@ -96,12 +102,12 @@ public struct IMAPAccountSync: Sendable {
             }
             report.folders += reports.sorted { $0.folder.lexicographicallyPrecedes($1.folder) }
             for session in sessions.dropFirst() { await session.logout() }
-            await main.logout()
+            if reused == nil { await main.logout() } else { try? await main.unselect() }
             try state.recordAccountPass(accountID, completedAt: report.failedFolders == 0 && !dryRun ? Int64(time(nil)) : nil,
                                         error: report.failedFolders == 0 ? nil : "\(report.failedFolders) folder(s) failed")
             return report
         } catch {
-            await main.close()
+            if reused == nil { await main.close() }
             try? state.recordAccountPass(accountID, completedAt: nil, error: "\(error)")
             throw error
         }

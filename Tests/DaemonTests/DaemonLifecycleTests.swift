@@ -122,6 +122,7 @@ import TestSupport
         let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log")
         defer { daemon.stop() }
         #expect(try await daemon.waitForLog("ready"))
+        #expect(try await daemon.waitForPush(stateDirectory: a.dir.path + "/state"))
         try await server.restart(downtime: 3)
         let s = try await a.session()
         _ = try await s.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("after-restart")))], to: .inbox)

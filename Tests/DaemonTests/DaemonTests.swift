@@ -29,6 +29,16 @@ final class RunningDaemon: @unchecked Sendable {
         return false
     }
 
+    /// Waits (bounded) until the daemon reports its push connection up.
+    func waitForPush(stateDirectory: String, timeout: Double = 30) async throws -> Bool {
+        let deadline = monotonicSeconds() + timeout
+        while monotonicSeconds() < deadline {
+            if readFile(stateDirectory + "/daemon.status")?.contains("\tconnected\t") == true { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
     func stop() {
         process.kill(SIGTERM)
         process.wait(timeout: 10)
@@ -77,7 +87,7 @@ struct DaemonAccount {
     }
 
     func write(extra: String = "", more: String = "") {
-        writeFile(config, "[general]\nstate_dir = \"\(dir.path)/state\"\n\n" + accountText(extra: extra) + more, mode: 0o600)
+        writeFile(config, "[general]\nstate_dir = \"\(dir.path)/state\"\nlog_level = \"debug\"\n\n" + accountText(extra: extra) + more, mode: 0o600)
     }
 
     func session(_ u: (name: String, password: String)? = nil) async throws -> IMAPSession {
@@ -110,12 +120,12 @@ func daemonMail(_ id: String) -> [UInt8] {
         #expect(try await daemon.waitForLog("ready"), "\(readFile(daemon.log) ?? "")")
         #expect(a.localCount() == 1)
 
-        // Server → Maildir: a new message appears locally.
-        try await Task.sleep(for: .milliseconds(300))   // the push connection is set up after the first pass
+        // Server → Maildir: a new message appears locally (once the push connection is up).
+        #expect(try await daemon.waitForPush(stateDirectory: a.dir.path + "/state"))
         _ = try await s.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("second")))], to: .inbox)
         let down = await measure { a.localCount() == 2 }
         print("push \(push): server → Maildir \(down.map { "\(Int($0 * 1000)) ms" } ?? "timed out")")
-        #expect(down != nil, "a message appended on the server reaches the Maildir within 3 s")
+        #expect(down != nil, "a message appended on the server reaches the Maildir within 3 s; daemon log:\n\(readFile(daemon.log) ?? "")")
 
         // Maildir → server: a flag set by a reader, then a new file.
         let inbox = MaildirStore(root: a.maildir, layout: .fs).folder(["INBOX"])
@@ -150,7 +160,7 @@ func daemonMail(_ id: String) -> [UInt8] {
         defer { daemon.stop() }
         #expect(try await daemon.waitForLog("ready"))
         #expect(readFile(marker) == nil, "no new mail yet: the hook did not run")
-        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await daemon.waitForPush(stateDirectory: a.dir.path + "/state"))
         let s = try await a.session()
         _ = try await s.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("hooked")))], to: .inbox)
         await s.logout()
