@@ -113,6 +113,18 @@ public struct MaildirFolder: Sendable, Hashable {
         if unlink(file) != 0 && errno != ENOENT { throw MaildirError(operation: "remove message", path: file, errno: errno) }
     }
 
+    /// The modification times of `cur/` and `new/` (nanoseconds): any delivery, rename or
+    /// deletion in the folder changes them, so an equal marker means nothing changed.
+    public func changeMarker() -> String? {
+        var parts: [String] = []
+        for sub in ["cur", "new"] {
+            var st = stat()
+            guard stat(path + "/" + sub, &st) == 0 else { return nil }
+            parts.append("\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)")
+        }
+        return parts.joined(separator: "/")
+    }
+
     /// The full path of a message file.
     public func filePath(of message: MaildirMessage) -> String { path + "/" + message.relativePath }
 }

@@ -22,10 +22,20 @@ struct FolderSync {
     var transferBatch = 250
     var progress: ProgressLine?
 
-    func sync(far: IMAPFolderStore, near: MaildirFolderStore, folder: [String], record initial: FolderRecord) async throws -> FolderReport {
+    func sync(far: IMAPFolderStore, near: MaildirFolderStore, folder: [String], record initial: FolderRecord,
+              status: MailboxStatus? = nil) async throws -> FolderReport {
         var report = FolderReport(folder: folder)
         var record = initial
         let log = logger.with(context: account.name + "/" + FolderNaming.displayName(folder))
+        // Fast path: the server says nothing moved (LIST-STATUS: UIDVALIDITY, UIDNEXT,
+        // HIGHESTMODSEQ) and the Maildir's cur/ and new/ were not touched since the last
+        // pass: nothing to do, not even a SELECT.
+        if let status, !dryRun, !policy.force, let validity = record.uidValidity, status.uidValidity == validity,
+           status.uidNext == record.uidNext, let modseq = status.highestModSeq, modseq == record.highestModSeq,
+           record.lastError == nil, let marker = record.localMarker, marker == near.folder.changeMarker(),
+           try state.pendingJournalCount(in: record.id) == 0 {
+            return report
+        }
         let selected = try await far.open()
         if let known = record.uidValidity, let now = selected.uidValidity, known != now {
             throw SyncError.uidValidityChanged(was: known, now: now)
@@ -33,6 +43,7 @@ struct FolderSync {
         if !dryRun { report.recovered = try await recover(record: record, far: far, near: near, marker: selected.uidNext, log: log) }
 
         let farMessages = try await far.list()
+        let markerBeforeScan = near.folder.changeMarker()
         let nearMessages = try await near.list()
         if near.skippedNames > 0 { log.warn("\(near.skippedNames) file(s) with names that are not UTF-8 are left alone") }
         var remote: [UID: MessageFlags] = [:]
@@ -82,8 +93,15 @@ struct FolderSync {
         record.uidValidity = selected.uidValidity
         record.uidNext = selected.uidNext
         record.highestModSeq = selected.highestModSeq
+        // Both sides are noted as they were *before* this pass looked at them (SELECT, and the
+        // marker taken before the scan): a change that raced with the pass is never hidden;
+        // the pass after one that wrote something simply runs once more and finds nothing.
+        record.localMarker = markerBeforeScan
         record.lastSync = Int64(time(nil))
-        record.lastError = nil
+        // Held deletions keep the folder off the fast path (every pass warns again) and show in status.
+        record.lastError = report.heldDeletions > 0
+            ? "\(report.heldDeletions) deletion(s) held by the mass-deletion guard; run `mailmirror sync --force` to let them through"
+            : nil
         try state.updateFolder(record)
         return report
     }

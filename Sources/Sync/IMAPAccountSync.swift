@@ -131,7 +131,8 @@ public struct IMAPAccountSync: Sendable {
             do {
                 let far = IMAPFolderStore(session: session, mailbox: item.mailbox, spoolDirectory: stateDirectory + "/spool")
                 let near = MaildirFolderStore(folder: store.folder(item.folder))
-                var r = try await sync.sync(far: far, near: near, folder: item.folder, record: try state.folderRecord(id: item.record))
+                var r = try await sync.sync(far: far, near: near, folder: item.folder, record: try state.folderRecord(id: item.record),
+                                            status: item.status)
                 r.created = item.created
                 reports.append(r)
             } catch {
@@ -165,6 +166,8 @@ public struct IMAPAccountSync: Sendable {
         var folder: [String]
         var record: FolderID
         var created: String?
+        /// LIST-STATUS of the mailbox, for the fast path.
+        var status: MailboxStatus?
     }
 
     /// Lists both sides, applies the folder rules, and returns the folders to sync.
@@ -174,7 +177,8 @@ public struct IMAPAccountSync: Sendable {
         let log = logger.with(context: account.name)
         var remote: [[String]: MailboxName] = [:]
         var noselect: [[String]] = []
-        for entry in try await session.list() {
+        let (entries, statuses) = try await session.listWithStatus()
+        for entry in entries {
             guard let folder = naming.folder(for: entry.name), filter.includes(folder) else { continue }
             if entry.has("\\NonExistent") { continue }
             if entry.has("\\Noselect") { noselect.append(folder); continue }
@@ -196,7 +200,7 @@ public struct IMAPAccountSync: Sendable {
             let name = FolderNaming.displayName(folder)
             switch (remote[folder], local.contains(folder), known[folder]) {
             case let (mailbox?, true, _):
-                work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id))
+                work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id, status: statuses[mailbox]))
             case let (mailbox?, false, previous?):
                 // Deleted locally since the last pass: delete on the server only if empty there.
                 let status = try await session.status(mailbox, items: [.messages])

@@ -75,7 +75,7 @@ public enum Command: Sendable {
     case enable([String])
     case id([(String, String)]?)
     case namespace
-    case list(reference: [UInt8], pattern: [UInt8], returnSpecialUse: Bool)
+    case list(reference: [UInt8], pattern: [UInt8], returnSpecialUse: Bool, returnStatus: [StatusItem] = [])
     case select(MailboxName, condstore: Bool, qresync: QResyncParameters?)
     case examine(MailboxName, condstore: Bool, qresync: QResyncParameters?)
     case status(MailboxName, [StatusItem])

@@ -102,7 +102,7 @@ public struct CommandEncoder: Sendable {
             } else {
                 b.add("NIL")
             }
-        case let .list(reference, pattern, specialUse):
+        case let .list(reference, pattern, specialUse, returnStatus):
             b.add("LIST ")
             appendString(reference, to: b, atomAllowed: !reference.isEmpty)
             b.add(" ")
@@ -112,7 +112,10 @@ public struct CommandEncoder: Sendable {
             } else {
                 appendString(pattern, to: b, atomAllowed: false)
             }
-            if specialUse { b.add(" RETURN (SPECIAL-USE)") }
+            var returns: [String] = []
+            if specialUse { returns.append("SPECIAL-USE") }
+            if !returnStatus.isEmpty { returns.append("STATUS (" + returnStatus.map(\.rawValue).joined(separator: " ") + ")") }
+            if !returns.isEmpty { b.add(" RETURN (" + returns.joined(separator: " ") + ")") }
         case let .select(mailbox, condstore, qresync), let .examine(mailbox, condstore, qresync):
             if case .select = command { b.add("SELECT ") } else { b.add("EXAMINE ") }
             appendMailbox(mailbox, to: b)

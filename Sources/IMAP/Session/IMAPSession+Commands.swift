@@ -165,9 +165,28 @@ extension IMAPSession {
 
     /// LIST (with `RETURN (SPECIAL-USE)` when offered).
     public func list(reference: [UInt8] = [], pattern: [UInt8] = Array("*".utf8)) async throws -> [ListEntry] {
+        try await listWithStatus(reference: reference, pattern: pattern).entries
+    }
+
+    /// LIST, and with LIST-STATUS (RFC 5819) the STATUS of every listed mailbox in the same
+    /// command (UIDNEXT, UIDVALIDITY, MESSAGES, and HIGHESTMODSEQ under CONDSTORE).
+    public func listWithStatus(reference: [UInt8] = [], pattern: [UInt8] = Array("*".utf8)) async throws -> (entries: [ListEntry], status: [MailboxName: MailboxStatus]) {
+        var items: [StatusItem] = []
+        if capabilities.contains("LIST-STATUS") {
+            items = [.uidNext, .uidValidity, .messages]
+            if capabilities.contains("CONDSTORE") { items.append(.highestModSeq) }
+        }
         let result = try await execute(.list(reference: reference, pattern: pattern,
-                                             returnSpecialUse: capabilities.contains("SPECIAL-USE") && capabilities.contains("LIST-EXTENDED")))
-        return result.untagged.compactMap { if case .list(let e) = $0 { e } else { nil } }
+                                             returnSpecialUse: capabilities.contains("SPECIAL-USE") && capabilities.contains("LIST-EXTENDED"),
+                                             returnStatus: items))
+        var status: [MailboxName: MailboxStatus] = [:]
+        for case .status(let name, let values) in result.untagged {
+            status[name] = MailboxStatus(messages: values[.messages].map { Int($0) },
+                                         uidNext: values[.uidNext].map { UID(UInt32(truncatingIfNeeded: $0)) },
+                                         uidValidity: values[.uidValidity].map { UIDValidity(UInt32(truncatingIfNeeded: $0)) },
+                                         highestModSeq: values[.highestModSeq].map { ModSeq($0) }, unseen: nil)
+        }
+        return (result.untagged.compactMap { if case .list(let e) = $0 { e } else { nil } }, status)
     }
 
     /// SELECT (or EXAMINE when `readOnly`), with CONDSTORE or QRESYNC parameters when enabled.

@@ -28,6 +28,8 @@ public actor IMAPSession {
     public private(set) var enabled: Set<String> = []
     /// Whether COMPRESS=DEFLATE is active.
     public private(set) var isCompressed = false
+    /// Commands sent, by name (the first word: "UID FETCH" counts as "UID"), for tests and diagnostics.
+    public private(set) var commandCounts: [String: Int] = [:]
     /// Set once the session can no longer be used.
     public private(set) var closedReason: IMAPError?
 
@@ -197,6 +199,15 @@ public actor IMAPSession {
         try await execute(command, kind: Self.kind(of: command), sink: sink)
     }
 
+    static func countKey(_ command: Command) -> String {
+        switch command {
+        case .uidFetch: "UID FETCH"
+        case .uidStore: "UID STORE"
+        case .uidSearch: "UID SEARCH"
+        default: String(command.name.split(separator: " ").first ?? "")
+        }
+    }
+
     static func kind(of command: Command) -> Kind {
         switch command {
         case .capability: .capability
@@ -228,6 +239,7 @@ public actor IMAPSession {
         tagCounter += 1
         let tag = "M\(tagCounter)"
         let cmd = PendingCommand(tag: tag, name: command.name, kind: kind, sink: sink)
+        commandCounts[Self.countKey(command), default: 0] += 1
         switch command {
         case .uidFetch(let set, _, _, _), .uidStore(let set, _, _, _, _): cmd.uids = set
         default: break
@@ -445,7 +457,7 @@ public actor IMAPSession {
             if case .copyUID? = code { target = firstPending(.copyMove) } else { target = firstPending(.select) }
             if target == nil { alsoUnsolicited = true }
         case .list, .lsub: target = firstPending(.list)
-        case .status: target = firstPending(.status)
+        case .status: target = firstPending(.status) ?? firstPending(.list)   // LIST-STATUS
         case .search, .esearch: target = firstPending(.search)
         case .id: target = firstPending(.id)
         case .namespace: target = firstPending(.namespace)

@@ -1,0 +1,56 @@
+import Testing
+import Config
+import IMAP
+import Support
+import Sync
+import Maildir
+import TestSupport
+
+@Suite struct FastPathTests {
+    let fixture: DovecotFixture
+    init() async throws { fixture = try await DovecotFixture.shared() }
+
+    /// A pass over folders that changed on neither side costs one LIST (with LIST-STATUS):
+    /// no SELECT, no FETCH. A folder changed on the server, or in the Maildir, is synced.
+    @Test func unchangedFoldersCostNoSelectOrFetch() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("INBOX", [mail("f1"), mail("f2")])
+        try await a.append("Archive", [mail("f3")])
+        try await a.append("Lists/swift", [mail("f4")])
+        _ = try await a.sync()
+        _ = try await a.sync()   // the pass after one that wrote locally notes the settled state
+
+        let config = try ConfigurationLoader.load(path: a.config)
+        let account = config.accounts[0]
+        func pass() async throws -> (counts: [String: Int], report: AccountReport) {
+            var sync = IMAPAccountSync(account: account, stateDirectory: config.general.stateDirectory,
+                                       logger: Logger(level: .error), force: false, dryRun: false)
+            let session = try await sync.connect(secret: a.user.password)
+            sync.session = session
+            let report = try await sync.run()
+            let counts = await session.commandCounts
+            await session.logout()
+            return (counts, report)
+        }
+        let quiet = try await pass()
+        #expect(quiet.counts["SELECT"] == nil && quiet.counts["UID FETCH"] == nil, "\(quiet.counts)")
+        #expect(quiet.counts["LIST"] == 1)
+
+        // A new message on the server in one folder: only that folder is selected.
+        try await a.append("Archive", [mail("f5")])
+        let one = try await pass()
+        #expect(one.counts["SELECT"] == 1, "\(one.counts)")
+        #expect(one.report.folders.first { $0.folder == ["Archive"] }?.downloaded == 1)
+
+        // A local flag change in another folder: that folder only.
+        _ = try await pass()   // settle after the download
+        let inbox = a.localMessages("INBOX")
+        let store = Maildir.MaildirStore(root: a.maildir, layout: .fs).folder(["INBOX"])
+        let file = try store.scan().messages.first { $0.fileName == inbox[0].name }!
+        _ = try store.setFlags(file, to: Maildir.MessageFlags("F"))
+        let local = try await pass()
+        #expect(local.counts["SELECT"] == 1, "\(local.counts)")
+        #expect(local.report.folders.first { $0.folder == ["INBOX"] }?.flagChanges == 1)
+    }
+}
