@@ -63,6 +63,16 @@ enum Schema {
             PRIMARY KEY (account_id, uidl)
         ) WITHOUT ROWID;
         """,
+        // 1 -> 2: messages left on the server by max_message_size / max_age, for `status`.
+        """
+        CREATE TABLE skipped (
+            folder_id  INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            uid        INTEGER NOT NULL,
+            size       INTEGER,
+            reason     TEXT NOT NULL,
+            PRIMARY KEY (folder_id, uid)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     /// The version this build writes.

@@ -262,6 +262,26 @@ public final class StateStore: @unchecked Sendable {
         return count
     }
 
+    // MARK: - Skipped messages
+
+    /// Replaces the list of messages a folder's last pass left on the server on purpose.
+    public func replaceSkipped(in folder: FolderID, _ items: [(uid: UID, size: Int64?, reason: String)]) throws(StateError) {
+        try db.run("DELETE FROM skipped WHERE folder_id = ?", .integer(folder.rawValue))
+        for item in items {
+            try db.run("INSERT OR REPLACE INTO skipped (folder_id, uid, size, reason) VALUES (?, ?, ?, ?)",
+                       .integer(folder.rawValue), .integer(Int64(item.uid.rawValue)), .optional(item.size), .text(item.reason))
+        }
+    }
+
+    /// Messages a folder's last pass left on the server on purpose.
+    public func skipped(in folder: FolderID) throws(StateError) -> [(uid: UID, size: Int64?, reason: String)] {
+        var result: [(uid: UID, size: Int64?, reason: String)] = []
+        try db.query("SELECT uid, size, reason FROM skipped WHERE folder_id = ? ORDER BY uid", .integer(folder.rawValue)) { row in
+            result.append((UID(UInt32(truncatingIfNeeded: row.int(0))), row.optionalInt(1), row.text(2)))
+        }
+        return result
+    }
+
     // MARK: - Journal
 
     /// Records work before it is done; returns the entry's id.

@@ -12,6 +12,8 @@ public struct FolderReport: Sendable {
     public var deleted = 0
     public var heldDeletions = 0
     public var recovered = 0
+    /// Left on the server by max_message_size.
+    public var skippedTooLarge = 0
     public var created: String?
     public var error: String?
 
@@ -26,6 +28,7 @@ public struct FolderReport: Sendable {
         if flagChanges > 0 { parts.append("\(flagChanges) flag change\(flagChanges == 1 ? "" : "s")") }
         if deleted > 0 { parts.append("\(deleted) deleted") }
         if recovered > 0 { parts.append("\(recovered) recovered after an interruption") }
+        if skippedTooLarge > 0 { parts.append("\(skippedTooLarge) too large, left on the server") }
         if heldDeletions > 0 { parts.append("\(heldDeletions) deletion\(heldDeletions == 1 ? "" : "s") held") }
         return parts.isEmpty ? nil : parts.joined(separator: ", ")
     }

@@ -53,7 +53,24 @@ struct FolderSync {
         let planned = try state.pairs(in: record.id).compactMap { p in
             p.id.map { PlannedPair(id: $0, uid: p.uid, localName: p.localName, flags: MessageFlags(p.flags)) }
         }
-        let plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy)
+        var plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy)
+        // max_message_size and max_age leave some server messages where they are (and listed
+        // by `status`); older local messages are kept either way.
+        var skipped: [(uid: UID, size: Int64?, reason: String)] = []
+        let oldest = account.maxAge.map { Int64(time(nil)) - Int64($0) }
+        plan.downloads = plan.downloads.filter { uid in
+            let m = farMessages[.uid(uid)]
+            if let limit = account.maxMessageSize, let size = m?.size, size > limit {
+                skipped.append((uid, size, "larger than max_message_size"))
+                return false
+            }
+            if let oldest, let date = m?.date, date < oldest { return false }
+            return true
+        }
+        if !skipped.isEmpty {
+            log.warn("\(skipped.count) message(s) larger than max_message_size (\(account.maxMessageSize ?? 0) bytes) left on the server; `mailmirror status` lists them")
+        }
+        report.skippedTooLarge = skipped.count
         report.heldDeletions = plan.heldRemoteDeletions + plan.heldLocalDeletions
         if plan.heldRemoteDeletions > 0 {
             log.warn("\(plan.heldRemoteDeletions) of \(remote.count) messages deleted locally would be deleted on the server (more than max_delete_fraction = \(account.maxDeleteFraction)); held — run `mailmirror sync --force` to let them through")
@@ -63,6 +80,7 @@ struct FolderSync {
         }
         report.flagChanges = plan.localFlags.count + plan.remoteFlags.count
         report.deleted = plan.deleteLocal.count + plan.deleteRemote.count
+        if !dryRun { try state.replaceSkipped(in: record.id, skipped) }
         if dryRun {
             report.downloaded = plan.downloads.count
             report.uploaded = plan.uploads.count
@@ -85,18 +103,30 @@ struct FolderSync {
         }
 
         // Transfers: one code path, both directions.
+        var downloadedNames: [String: MessageFlags] = [:]
         report.downloaded = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) },
-                                               flags: farMessages.mapValues(\.flags), kind: .download, marker: nil, record: record, log: log)
+                                               flags: farMessages.mapValues(\.flags), kind: .download, marker: nil, record: record, log: log) { from, to in
+            if let name = to.name { downloadedNames[name] = FlagMapping.mirrored(farMessages[from]?.flags ?? MessageFlags()) }
+        }
         report.uploaded = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) },
                                              flags: nearMessages.mapValues(\.flags), kind: .upload, marker: selected.uidNext, record: record, log: log)
 
         record.uidValidity = selected.uidValidity
         record.uidNext = selected.uidNext
         record.highestModSeq = selected.highestModSeq
-        // Both sides are noted as they were *before* this pass looked at them (SELECT, and the
-        // marker taken before the scan): a change that raced with the pass is never hidden;
-        // the pass after one that wrote something simply runs once more and finds nothing.
-        record.localMarker = markerBeforeScan
+        // The server is noted as SELECT saw it (a change racing with the pass is never hidden;
+        // after our own server writes the next pass runs once more and finds nothing). The
+        // Maildir is noted as it is now only if a fresh listing shows exactly what this pass
+        // left there (nothing foreign slipped in); otherwise as it was before the scan.
+        let markerAtEnd = near.folder.changeMarker()
+        var expected = local
+        for change in plan.localFlags where expected[change.localName] != nil { expected[change.localName] = change.flags }
+        for item in plan.deleteLocal { expected[item.localName] = nil }
+        for (key, flags) in downloadedNames { expected[key] = flags }
+        let now = (try? await near.list()) ?? [:]
+        var actual: [String: MessageFlags] = [:]
+        for case let (.name(name), m) in now { actual[name] = m.flags }
+        record.localMarker = actual == expected ? markerAtEnd : markerBeforeScan
         record.lastSync = Int64(time(nil))
         // Held deletions keep the folder off the fast path (every pass warns again) and show in status.
         record.lastError = report.heldDeletions > 0
@@ -111,7 +141,8 @@ struct FolderSync {
     /// source into the destination, the destination makes them durable, and only then are
     /// the new pairs recorded and the journal resolved.
     func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], flags: [MessageKey: MessageFlags],
-                  kind: JournalKind, marker: UID?, record: FolderRecord, log: Logger) async throws -> Int {
+                  kind: JournalKind, marker: UID?, record: FolderRecord, log: Logger,
+                  moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> Int {
         guard !keys.isEmpty else { return 0 }
         var moved = 0
         let label = "\(account.name)/\(FolderNaming.displayName(record.localName.split(separator: "/").map(String.init))) \(kind == .download ? "downloading" : "uploading")"
@@ -144,6 +175,7 @@ struct FolderSync {
                     try state.insertPairs(pairs)
                     for id in journal.values { try state.resolveJournalEntry(id) }
                 }
+                for (from, to) in mapping { onMoved(from, to) }
                 moved += mapping.count
                 progress?.update(label, done: moved, total: keys.count)
             } catch {

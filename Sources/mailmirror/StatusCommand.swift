@@ -18,6 +18,8 @@ enum StatusCommand {
         var lastSync: Int64?
         var pending: Int
         var lastError: String?
+        /// Left on the server on purpose (max_message_size): UID and size.
+        var skipped: [(uid: UInt32, size: Int64?)] = []
     }
 
     /// What a running daemon reports of an account (from `state_dir/daemon.status`).
@@ -71,7 +73,8 @@ enum StatusCommand {
                     status.folders.append(FolderStatus(
                         name: FolderNaming.displayName(folder), local: local.exists ? (try? local.scan().messages.count) : 0,
                         remote: pairs.filter { ($0.uid?.rawValue ?? 0) != 0 }.count, lastSync: record.lastSync,
-                        pending: pendingAll.filter { $0.folder == record.id }.count, lastError: record.lastError))
+                        pending: pendingAll.filter { $0.folder == record.id }.count, lastError: record.lastError,
+                        skipped: ((try? state.skipped(in: record.id)) ?? []).map { ($0.uid.rawValue, $0.size) }))
                 }
             }
             accounts.append(status)
@@ -96,6 +99,9 @@ enum StatusCommand {
                 out += "  \(f.name): \(f.local.map(String.init) ?? "?") local, \(f.remote.map(String.init) ?? "?") on the server"
                 if f.pending > 0 { out += ", \(f.pending) pending" }
                 if let e = f.lastError { out += ", error: \(e)" }
+                if !f.skipped.isEmpty {
+                    out += ", \(f.skipped.count) too large left on the server (" + f.skipped.prefix(10).map { "UID \($0.uid): \($0.size ?? 0) bytes" }.joined(separator: ", ") + (f.skipped.count > 10 ? ", …" : "") + ")"
+                }
                 out += "\n"
             }
         }
@@ -107,7 +113,7 @@ enum StatusCommand {
         func num(_ n: Int?) -> String { n.map(String.init) ?? "null" }
         let items = accounts.map { a in
             let folders = a.folders.map { f in
-                "{\"name\":\(jsonString(f.name)),\"local_messages\":\(num(f.local)),\"remote_messages\":\(num(f.remote)),\"last_sync\":\(str(f.lastSync.map(iso8601))),\"pending\":\(f.pending),\"last_error\":\(str(f.lastError))}"
+                "{\"name\":\(jsonString(f.name)),\"local_messages\":\(num(f.local)),\"remote_messages\":\(num(f.remote)),\"last_sync\":\(str(f.lastSync.map(iso8601))),\"pending\":\(f.pending),\"last_error\":\(str(f.lastError)),\"skipped\":[\(f.skipped.map { "{\"uid\":\($0.uid),\"size\":\(num($0.size.map { Int($0) }))}" }.joined(separator: ","))]}"
             }
             let daemon = a.daemon.map { d in
                 ",\"daemon\":{\"state\":\(jsonString(d.state)),\"push\":\(jsonString(d.push)),\"backoff_until\":\(str(d.backoffUntil.map(iso8601))),\"last_event\":\(str(d.lastEvent)),\"last_event_time\":\(str(d.lastEventTime.map(iso8601))),\"last_error\":\(str(d.lastError))}"

@@ -210,6 +210,29 @@ import TestSupport
         #expect(check.standardOutput == "ok\n", "\(check.standardError)")
     }
 
+    @Test func maxMessageSizeAndMaxAgeLeaveMessagesOnTheServer() async throws {
+        let a = try SyncAccount(fixture, extra: "max_message_size = \"4K\"\nmax_age = \"30d\"")
+        defer { a.dir.remove() }
+        let s = try await a.session()
+        let now = Int64(time(nil))
+        _ = try await s.append([
+            AppendMessage(flags: [], internalDate: now - 86400, source: BytesMessageSource(mail("recent"))),
+            AppendMessage(flags: [], internalDate: now - 400 * 86400, source: BytesMessageSource(mail("old"))),
+            AppendMessage(flags: [], internalDate: now - 86400, source: BytesMessageSource(mail("big", lines: 300))),
+        ], to: .inbox)
+        await s.logout()
+        try a.deliverLocally("INBOX", mail("local-old"))   // local mail of any age is kept and uploaded
+        let out = try await a.sync()
+        #expect(out.status == 0, "\(out.standardError)")
+        #expect(out.standardOutput.contains("work/INBOX: 1 down, 1 up, 1 too large, left on the server"), "\(out.standardOutput)")
+        let local = a.localMessages("INBOX").map { String(decoding: $0.body, as: UTF8.self) }
+        #expect(local.contains { $0.contains("of recent") } && !local.contains { $0.contains("of old") } && !local.contains { $0.contains("of big") })
+        let status = try await runMailmirror(["status", "--config", a.config])
+        #expect(status.standardOutput.contains("1 too large left on the server (UID 3: "), "\(status.standardOutput)")
+        let json = try await runMailmirror(["status", "--config", a.config, "--json"])
+        #expect(json.standardOutput.contains("\"skipped\":[{\"uid\":3,\"size\":"))
+    }
+
     @Test func dryRunChangesNothing() async throws {
         let a = try SyncAccount(fixture)
         defer { a.dir.remove() }
