@@ -42,7 +42,19 @@ struct FolderSync {
         }
         if !dryRun { report.recovered = try await recover(record: record, far: far, near: near, marker: selected.uidNext, log: log) }
 
-        let farMessages = try await far.list()
+        let knownPairs = try state.pairs(in: record.id)
+        let farMessages: [MessageKey: StoreMessage]
+        if policy.direction == .both, let since = record.highestModSeq, let now = selected.highestModSeq, !selected.noModSeq,
+           record.uidValidity == selected.uidValidity, !knownPairs.isEmpty, record.lastError == nil {
+            // CONDSTORE: only what changed since the last pass. With direction = both, the
+            // agreed flags of every pair are the server's flags as of that pass.
+            var known: [UID: MessageFlags] = [:]
+            for p in knownPairs { if let uid = p.uid, uid.rawValue != 0, p.localName != nil { known[uid] = MessageFlags(p.flags) } }
+            _ = now
+            farMessages = try await far.listChanges(since: since, known: known)
+        } else {
+            farMessages = try await far.list()
+        }
         let markerBeforeScan = near.folder.changeMarker()
         let nearMessages = try await near.list()
         if near.skippedNames > 0 { log.warn("\(near.skippedNames) file(s) with names that are not UTF-8 are left alone") }
@@ -50,7 +62,7 @@ struct FolderSync {
         for case let (.uid(uid), m) in farMessages { remote[uid] = m.flags }
         var local: [String: MessageFlags] = [:]
         for case let (.name(name), m) in nearMessages { local[name] = m.flags }
-        let planned = try state.pairs(in: record.id).compactMap { p in
+        let planned = knownPairs.compactMap { p in
             p.id.map { PlannedPair(id: $0, uid: p.uid, localName: p.localName, flags: MessageFlags(p.flags)) }
         }
         var plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy)

@@ -23,15 +23,16 @@ import TestSupport
 
         let config = try ConfigurationLoader.load(path: a.config)
         let account = config.accounts[0]
-        func pass() async throws -> (counts: [String: Int], report: AccountReport) {
+        func pass() async throws -> (counts: [String: Int], report: AccountReport, fetched: Int) {
             var sync = IMAPAccountSync(account: account, stateDirectory: config.general.stateDirectory,
                                        logger: Logger(level: .error), force: false, dryRun: false)
             let session = try await sync.connect(secret: a.user.password)
             sync.session = session
             let report = try await sync.run()
             let counts = await session.commandCounts
+            let fetched = await session.fetchResponseCount
             await session.logout()
-            return (counts, report)
+            return (counts, report, fetched)
         }
         let quiet = try await pass()
         #expect(quiet.counts["SELECT"] == nil && quiet.counts["UID FETCH"] == nil, "\(quiet.counts)")
@@ -52,5 +53,32 @@ import TestSupport
         let local = try await pass()
         #expect(local.counts["SELECT"] == 1, "\(local.counts)")
         #expect(local.report.folders.first { $0.folder == ["INBOX"] }?.flagChanges == 1)
+    }
+}
+
+extension FastPathTests {
+    /// With CONDSTORE, a folder whose flags changed on the server fetches only the changed
+    /// messages (CHANGEDSINCE), not a line per message; the result equals a full pass.
+    @Test func onlyChangedMessagesAreFetched() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("INBOX", (1...40).map { mail("c\($0)") })
+        _ = try await a.sync()
+        _ = try await a.sync()
+        let s = try await a.session()
+        _ = try await s.select(.inbox)
+        try await s.store(UIDSet([UID(3), UID(17), UID(29)]), .add, [.flagged])
+        await s.logout()
+        let config = try ConfigurationLoader.load(path: a.config)
+        var sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
+                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let session = try await sync.connect(secret: a.user.password)
+        sync.session = session
+        let report = try await sync.run()
+        let fetched = await session.fetchResponseCount
+        await session.logout()
+        #expect(fetched == 3, "only the 3 changed messages are fetched, not 40")
+        #expect(report.folders.first { $0.folder == ["INBOX"] }?.flagChanges == 3)
+        #expect(a.localMessages("INBOX").filter { $0.flags.contains(Maildir.MessageFlags.flagged) }.count == 3)
     }
 }

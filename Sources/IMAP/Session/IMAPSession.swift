@@ -30,6 +30,8 @@ public actor IMAPSession {
     public private(set) var isCompressed = false
     /// Commands sent, by name (the first word: "UID FETCH" counts as "UID"), for tests and diagnostics.
     public private(set) var commandCounts: [String: Int] = [:]
+    /// FETCH responses received (for tests: how much a pass really fetched).
+    public private(set) var fetchResponseCount = 0
     /// Set once the session can no longer be used.
     public private(set) var closedReason: IMAPError?
 
@@ -462,6 +464,7 @@ public actor IMAPSession {
         case .id: target = firstPending(.id)
         case .namespace: target = firstPending(.namespace)
         case .fetch(_, let attributes):
+            fetchResponseCount += 1
             let uid = attributes.lazy.compactMap { if case .uid(let u) = $0 { u } else { nil } }.first
             if let uid {
                 target = pending.first { ($0.kind == .fetch || $0.kind == .store) && $0.outcome == nil && $0.uids?.contains(uid) == true }

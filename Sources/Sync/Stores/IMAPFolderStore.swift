@@ -42,6 +42,37 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
         return result
     }
 
+    /// The server's messages from what changed since `modSeq` (CONDSTORE): one CHANGEDSINCE
+    /// FETCH for the changed flags and new messages, one UID SEARCH (ESEARCH: a compact set)
+    /// for which UIDs still exist; every other known message keeps the flags in `known`.
+    /// Two short commands instead of a FETCH line per message.
+    func listChanges(since modSeq: ModSeq, known: [UID: MessageFlags]) async throws -> [MessageKey: StoreMessage] {
+        let (changed, _) = try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: [.uid, .flags, .internalDate, .rfc822Size],
+                                                   changedSince: modSeq)
+        let existing = try await session.search([.all])
+        var result: [MessageKey: StoreMessage] = [:]
+        for (uid, flags) in known where existing.contains(uid) {
+            result[.uid(uid)] = StoreMessage(key: .uid(uid), flags: flags, date: nil, size: nil)
+        }
+        var unknownNew: [UID] = []
+        var seen = Set<UID>()
+        for m in changed {
+            guard let uid = m.uid, existing.contains(uid) else { continue }
+            seen.insert(uid)
+            if let d = m.internalDate { dates[uid] = d }
+            result[.uid(uid)] = StoreMessage(key: .uid(uid), flags: FlagMapping.letters(m.flags ?? []), date: m.internalDate, size: m.size)
+        }
+        for uid in existing where known[uid] == nil && !seen.contains(uid) { unknownNew.append(uid) }
+        if !unknownNew.isEmpty {   // not reported as changed, yet unknown: fetch them plainly
+            for m in try await session.fetch(UIDSet(unknownNew), items: [.uid, .flags, .internalDate, .rfc822Size]).messages {
+                guard let uid = m.uid else { continue }
+                if let d = m.internalDate { dates[uid] = d }
+                result[.uid(uid)] = StoreMessage(key: .uid(uid), flags: FlagMapping.letters(m.flags ?? []), date: m.internalDate, size: m.size)
+            }
+        }
+        return result
+    }
+
     func apply(_ changes: [FlagChange]) async throws {
         var groups: [String: (add: MessageFlags, remove: MessageFlags, uids: [UID])] = [:]
         for change in changes {
