@@ -11,6 +11,8 @@ import Transport
 /// What one pass over an IMAP account did.
 public struct AccountReport: Sendable {
     public var folders: [FolderReport] = []
+    /// Messages moved between folders on the server (UID MOVE) because they were moved locally.
+    public var movedOnServer = 0
     /// Messages whose deletion the mass-deletion guard held back.
     public var heldDeletions: Int { folders.reduce(0) { $0 + $1.heldDeletions } }
     public var failedFolders: Int { folders.filter { $0.error != nil }.count }
@@ -81,6 +83,15 @@ public struct IMAPAccountSync: Sendable {
         do {
             let naming = try await discoverNaming(main)
             var work = try await reconcileFolders(session: main, state: state, accountID: accountID, store: store, naming: naming, report: &report)
+            if !dryRun && policy.writesRemote && policy.writesLocal {
+                let moved = try await LocalMoves(account: account, state: state, accountID: accountID, store: store, logger: logger)
+                    .run(session: main, work: work)
+                if moved > 0 {
+                    report.movedOnServer = moved
+                    // The folders a move touched are no longer unchanged: no fast path for them.
+                    for i in work.indices { work[i].status = nil }
+                }
+            }
             if let only { work = work.filter { only.contains($0.folder) || $0.created != nil } }
             // Folders spread over up to `connections` sessions (the first is reused).
             var sessions = [main]

@@ -1,0 +1,133 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Config
+import IMAP
+import Maildir
+import State
+import Support
+
+/// Carries moves made in the Maildir (a file gone from folder A whose base name appeared in
+/// folder B — what mutt, aerc and notmuch tools do) to the server with UID MOVE, instead of a
+/// delete plus a re-upload. Journaled: the target's UIDNEXT and the message's Message-ID are
+/// recorded before the MOVE, so after a crash the moved message is found again in the
+/// target and never uploaded a second time.
+struct LocalMoves {
+    let account: AccountConfiguration
+    let state: StateStore
+    let accountID: AccountID
+    let store: MaildirStore
+    let logger: Logger
+
+    struct Move {
+        var pair: MessagePair
+        var from: IMAPAccountSync.WorkItem
+        var to: IMAPAccountSync.WorkItem
+        var messageID: [UInt8]
+    }
+
+    /// Finds and performs the moves between `work` folders; returns how many were moved.
+    func run(session: IMAPSession, work: [IMAPAccountSync.WorkItem]) async throws -> Int {
+        try await recover(session: session, work: work)
+        var gone: [String: (IMAPAccountSync.WorkItem, MessagePair)] = [:]
+        var appeared: [String: IMAPAccountSync.WorkItem] = [:]
+        for item in work {
+            let folder = store.folder(item.folder)
+            guard folder.exists else { continue }
+            let names = Set(try folder.scan().messages.map(\.baseName))
+            let pairs = try state.pairs(in: item.record)
+            let paired = Set(pairs.compactMap(\.localName))
+            for p in pairs {
+                guard let uid = p.uid, uid.rawValue != 0, let name = p.localName, !name.isEmpty, !names.contains(name) else { continue }
+                gone[name] = (item, p)
+            }
+            for name in names where !paired.contains(name) { appeared[name] = item }
+        }
+        var moves: [Move] = []
+        for (name, (from, pair)) in gone {
+            guard let to = appeared[name], to.record != from.record else { continue }
+            let folder = store.folder(to.folder)
+            guard let file = try folder.scan().messages.first(where: { $0.baseName == name }),
+                  let id = messageID(folder.filePath(of: file)) else { continue }
+            moves.append(Move(pair: pair, from: from, to: to, messageID: id))
+        }
+        guard !moves.isEmpty, await session.capabilities.contains("UIDPLUS") else { return 0 }
+        var moved = 0
+        for group in Dictionary(grouping: moves, by: { "\($0.from.record.rawValue)>\($0.to.record.rawValue)" }).values {
+            let from = group[0].from, to = group[0].to
+            let uidNext = try await session.status(to.mailbox, items: [.uidNext]).uidNext
+            var journal: [JournalID] = []
+            try state.transaction(durability: .full) {
+                for m in group {
+                    journal.append(try state.addJournalEntry(JournalEntry(
+                        account: accountID, folder: from.record, kind: .move, uid: m.pair.uid, localName: m.pair.localName,
+                        uidNextBefore: uidNext, flags: m.pair.flags, targetFolder: to.record, detail: m.messageID, created: Int64(time(nil)))))
+                }
+            }
+            _ = try await session.select(from.mailbox)
+            let uids = group.compactMap(\.pair.uid)
+            let assigned = try await session.move(UIDSet(uids), to: to.mailbox)
+            try await session.unselect()
+            var newUID: [UID: UID] = [:]
+            if let assigned, let source = assigned.source {
+                for (old, new) in zip(Array(source), Array(assigned.destination)) { newUID[old] = new }
+            }
+            try state.transaction {
+                for (m, entry) in zip(group, journal) {
+                    guard let old = m.pair.uid else { continue }
+                    // Without COPYUID the new UID is unknown: the pair is dropped and the
+                    // target's pass pairs the message again (never reached with Dovecot).
+                    let uid = newUID[old]
+                    var pair = m.pair
+                    pair.folder = to.record
+                    pair.uid = uid
+                    if uid != nil { try state.updatePair(pair) } else { try state.deletePairs(ids: [pair.id!]) }
+                    try state.resolveJournalEntry(entry)
+                    moved += 1
+                }
+            }
+            logger.info("\(FolderNaming.displayName(from.folder)) → \(FolderNaming.displayName(to.folder)): \(group.count) moved on the server (UID MOVE)")
+        }
+        return moved
+    }
+
+    /// A move journaled before a crash: if the message is in the target (found by its
+    /// Message-ID among the UIDs from the noted UIDNEXT), the pair follows it; otherwise the
+    /// move did not happen and is simply forgotten (it is detected again).
+    func recover(session: IMAPSession, work: [IMAPAccountSync.WorkItem]) async throws {
+        let entries = try state.pendingJournalEntries(of: accountID).filter { $0.kind == .move }
+        guard !entries.isEmpty else { return }
+        for entry in entries {
+            if let target = work.first(where: { $0.record == entry.targetFolder }), let id = entry.detail,
+               let source = entry.folder, let oldUID = entry.uid,
+               let pair = try state.pairs(in: source).first(where: { $0.uid == oldUID }) {
+                _ = try await session.select(target.mailbox, readOnly: true)
+                let found = try await session.search([.header("Message-ID", id), .uid(UIDSet.from(entry.uidNextBefore ?? UID(1)))])
+                try await session.unselect()
+                if let uid = Array(found).first {
+                    var moved = pair
+                    moved.folder = target.record
+                    moved.uid = uid
+                    try state.updatePair(moved)
+                }
+            }
+            try state.resolveJournalEntry(entry.id!)
+        }
+    }
+
+    /// The Message-ID header value of a message file (bytes, without the angle brackets).
+    func messageID(_ path: String) -> [UInt8]? {
+        guard let f = fopen(path, "r") else { return nil }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 2048)
+        while fgets(&line, Int32(line.count), f) != nil {
+            let bytes = line.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
+            if bytes.first == 10 || bytes.first == 13 { return nil }   // end of the header
+            let lower = bytes.prefix(11).map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+            if lower == Array("message-id:".utf8), let open = bytes.firstIndex(of: 60), let close = bytes.lastIndex(of: 62), open < close {
+                return Array(bytes[(open + 1)..<close])
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,67 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import Config
+import IMAP
+import Support
+import Sync
+import Maildir
+import TestSupport
+
+@Suite struct LocalMoveTests {
+    let fixture: DovecotFixture
+    init() async throws { fixture = try await DovecotFixture.shared() }
+
+    /// A message moved in the Maildir (renamed from one folder's cur/ into another's, as mutt
+    /// does) is moved on the server with UID MOVE: no APPEND, no re-download, no duplicate,
+    /// flags kept, and the next pass has nothing to do.
+    @Test func localMoveBecomesServerMove() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("INBOX", [mail("m1"), mail("m2"), mail("m3")], flags: [.seen])
+        try await a.append("Archive", [mail("a1")])
+        _ = try await a.sync()
+        _ = try await a.sync()
+
+        let store = MaildirStore(root: a.maildir, layout: .fs)
+        let inbox = store.folder(["INBOX"]), archive = store.folder(["Archive"])
+        let moving = try inbox.scan().messages.first { readBytes(inbox.filePath(of: $0)).map { String(decoding: $0, as: UTF8.self).contains("m2@") } ?? false }!
+        let target = archive.path + "/cur/" + moving.fileName
+        #expect(rename(inbox.filePath(of: moving), target) == 0)
+
+        let config = try ConfigurationLoader.load(path: a.config)
+        var sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
+                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let session = try await sync.connect(secret: a.user.password)
+        sync.session = session
+        let report = try await sync.run()
+        let counts = await session.commandCounts
+        await session.logout()
+        #expect(report.movedOnServer == 1)
+        #expect(counts["APPEND"] == nil, "\(counts)")
+        #expect(report.folders.reduce(0) { $0 + $1.downloaded } == 0)
+        #expect(report.folders.reduce(0) { $0 + $1.uploaded } == 0)
+
+        let serverInbox = try await a.serverMessages("INBOX")
+        let serverArchive = try await a.serverMessages("Archive")
+        func has(_ m: [UInt32: (flags: Set<Flag>, body: [UInt8])], _ id: String) -> Int {
+            m.values.filter { String(decoding: $0.body, as: UTF8.self).contains("<\(id)@") }.count
+        }
+        #expect(serverInbox.count == 2 && has(serverInbox, "m2") == 0)
+        #expect(serverArchive.count == 2 && has(serverArchive, "m2") == 1)
+        #expect(serverArchive.values.first { String(decoding: $0.body, as: UTF8.self).contains("<m2@") }?.flags.contains(.seen) == true)
+        #expect(a.localMessages("INBOX").count == 2)
+        #expect(a.localMessages("Archive").count == 2)
+
+        // The next pass has nothing left to do on either side.
+        let next = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
+                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let again = try await next.run()
+        #expect(again.movedOnServer == 0)
+        #expect(again.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.error == nil }, "\(again.folders)")
+        #expect(try await a.serverMessages("Archive").count == 2)
+        #expect(a.localMessages("Archive").count == 2)
+        #expect(a.localMessages("INBOX").count == 2)
+    }
+}
