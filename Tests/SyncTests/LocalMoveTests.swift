@@ -5,6 +5,7 @@ import Testing
 import Config
 import IMAP
 import Support
+import State
 import Sync
 import Maildir
 import TestSupport
@@ -63,5 +64,52 @@ import TestSupport
         #expect(try await a.serverMessages("Archive").count == 2)
         #expect(a.localMessages("Archive").count == 2)
         #expect(a.localMessages("INBOX").count == 2)
+    }
+}
+
+extension LocalMoveTests {
+    /// A crash between the server's MOVE and the state update: the journaled move is found
+    /// again in the target by its Message-ID, the pair follows it, and nothing is uploaded,
+    /// downloaded or duplicated on either side.
+    @Test func moveInterruptedAfterServerMoveIsRecovered() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("INBOX", [mail("r1"), mail("r2")])
+        try await a.append("Archive", [mail("r3")])
+        _ = try await a.sync()
+        _ = try await a.sync()
+
+        // The local move, as a mail reader makes it.
+        let store = MaildirStore(root: a.maildir, layout: .fs)
+        let inbox = store.folder(["INBOX"]), archive = store.folder(["Archive"])
+        let moving = try inbox.scan().messages.first { readBytes(inbox.filePath(of: $0)).map { String(decoding: $0, as: UTF8.self).contains("<r2@") } ?? false }!
+        #expect(rename(inbox.filePath(of: moving), archive.path + "/cur/" + moving.fileName) == 0)
+
+        // What the interrupted pass got done: the journal entry, then the server's MOVE.
+        let config = try ConfigurationLoader.load(path: a.config)
+        let state = try StateStore.open(directory: config.general.stateDirectory)
+        let account = try state.account(named: config.accounts[0].name, protocol: "imap")
+        let folders = try state.folders(of: account)
+        let from = folders.first { $0.localName == "INBOX" }!, to = folders.first { $0.localName == "Archive" }!
+        let pair = try state.pairs(in: from.id).first { $0.localName == moving.baseName }!
+        let s = try await a.session()
+        let uidNext = try await s.status(MailboxName("Archive"), items: [.uidNext]).uidNext
+        _ = try state.addJournalEntry(JournalEntry(account: account, folder: from.id, kind: .move, uid: pair.uid,
+                                                   localName: pair.localName, uidNextBefore: uidNext, flags: pair.flags,
+                                                   targetFolder: to.id, detail: Array("r2@mailmirror.test".utf8), created: 0))
+        _ = try await s.select(.inbox)
+        _ = try await s.move(UIDSet([pair.uid!]), to: MailboxName("Archive"))
+        await s.logout()
+
+        let sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
+                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let report = try await sync.run()
+        #expect(report.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.error == nil }, "\(report.folders)")
+        let serverArchive = try await a.serverMessages("Archive")
+        #expect(serverArchive.count == 2)
+        #expect(serverArchive.values.filter { String(decoding: $0.body, as: UTF8.self).contains("<r2@") }.count == 1)
+        #expect(try await a.serverMessages("INBOX").count == 1)
+        #expect(a.localMessages("INBOX").count == 1)
+        #expect(a.localMessages("Archive").count == 2)
     }
 }
