@@ -30,12 +30,14 @@ public final class DovecotFixture: Sendable {
     }
 
     /// Starts a new instance on a Dispatch thread (it blocks for about a second).
-    public static func start(compress: Bool) async throws -> DovecotFixture {
-        try await runBlocking(label: "fixture.start") { try startBlocking(compress: compress) }
+    /// `basic`: the server advertises plain IMAP4rev1 (no CONDSTORE, QRESYNC, LIST-STATUS,
+    /// ESEARCH, NOTIFY), for the paths taken on servers without them.
+    public static func start(compress: Bool, basic: Bool = false) async throws -> DovecotFixture {
+        try await runBlocking(label: "fixture.start") { try startBlocking(compress: compress, basic: basic) }
     }
 
     /// Starts a new instance (e.g. with different server options); stopped at exit too.
-    public static func startBlocking(compress: Bool) throws -> DovecotFixture {
+    public static func startBlocking(compress: Bool, basic: Bool = false) throws -> DovecotFixture {
         cleanUpStaleFixtures()
         var template = Array("/tmp/mailmirror-test-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw FixtureError(message: "mkdtemp failed: \(errno)") }
@@ -43,7 +45,7 @@ public final class DovecotFixture: Sendable {
         _ = writeFile("\(dir)/owner.pid", "\(getpid())\n")
         let ports = try (0..<4).map { _ in try freePort() }
         let script = repositoryRoot + "/scripts/dovecot-fixture"
-        let command = "\(script) start \(dir) \(ports[0]) \(ports[1]) \(ports[2]) \(ports[3])" + (compress ? "" : " --no-compress")
+        let command = "\(script) start \(dir) \(ports[0]) \(ports[1]) \(ports[2]) \(ports[3])" + (compress ? "" : " --no-compress") + (basic ? " --basic" : "")
         let result = try Subprocess.runShellBlocking(command, timeout: 60)
         let out = String(decoding: result.standardOutput, as: UTF8.self)
         guard result.succeeded else {
