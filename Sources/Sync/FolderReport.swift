@@ -12,6 +12,8 @@ public struct FolderReport: Sendable {
     public var deleted = 0
     public var heldDeletions = 0
     public var recovered = 0
+    /// Messages re-matched after a UIDVALIDITY change (nil when it did not change).
+    public var rematched: Int?
     /// Left on the server by max_message_size.
     public var skippedTooLarge = 0
     public var created: String?
@@ -28,6 +30,7 @@ public struct FolderReport: Sendable {
         if flagChanges > 0 { parts.append("\(flagChanges) flag change\(flagChanges == 1 ? "" : "s")") }
         if deleted > 0 { parts.append("\(deleted) deleted") }
         if recovered > 0 { parts.append("\(recovered) recovered after an interruption") }
+        if let rematched { parts.append("\(rematched) re-matched after a UIDVALIDITY change") }
         if skippedTooLarge > 0 { parts.append("\(skippedTooLarge) too large, left on the server") }
         if heldDeletions > 0 { parts.append("\(heldDeletions) deletion\(heldDeletions == 1 ? "" : "s") held") }
         return parts.isEmpty ? nil : parts.joined(separator: ", ")
@@ -41,7 +44,7 @@ public enum SyncError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case let .uidValidityChanged(was, now):
-            return "the server's UIDVALIDITY changed (\(was) → \(now)), so its UIDs no longer match; the folder is skipped and nothing is deleted (re-matching by Message-ID comes in a later version)"
+            return "the server's UIDVALIDITY changed (\(was) → \(now)), so its UIDs no longer match; a dry run cannot show the re-match by Message-ID that a real pass does; nothing was changed"
         }
     }
 }

@@ -38,7 +38,13 @@ struct FolderSync {
         }
         let selected = try await far.open()
         if let known = record.uidValidity, let now = selected.uidValidity, known != now {
-            throw SyncError.uidValidityChanged(was: known, now: now)
+            if dryRun { throw SyncError.uidValidityChanged(was: known, now: now) }
+            let outcome = try await UIDValidityRematch(state: state, accountID: record.account)
+                .run(record: &record, session: far.session, folder: near.folder, validity: now)
+            log.warn("the server's UIDVALIDITY changed (\(known) → \(now)): the folder was recreated or restored on the server. "
+                     + "\(outcome.matched) message(s) re-matched by Message-ID and size keep their local files; "
+                     + "\(outcome.serverOnly) only on the server will be downloaded and \(outcome.localOnly) only here uploaded; nothing is deleted")
+            report.rematched = outcome.matched
         }
         if !dryRun { report.recovered = try await recover(record: record, far: far, near: near, marker: selected.uidNext, log: log) }
 
