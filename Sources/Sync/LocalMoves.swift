@@ -34,6 +34,9 @@ struct LocalMoves {
         for item in work {
             let folder = store.folder(item.folder)
             guard folder.exists else { continue }
+            // A move touches both folders' directories: a folder whose Maildir is as it was
+            // after the last pass takes part in none, and is not rescanned.
+            if let marker = try state.folderRecord(id: item.record).localMarker, marker == folder.changeMarker() { continue }
             let names = Set(try folder.scan().messages.map(\.baseName))
             let pairs = try state.pairs(in: item.record)
             let paired = Set(pairs.compactMap(\.localName))
