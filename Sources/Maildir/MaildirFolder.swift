@@ -107,6 +107,22 @@ public struct MaildirFolder: Sendable, Hashable {
         return updated
     }
 
+    /// Moves `message` into `other`'s `cur/` with `flags`: one rename (same file system), then
+    /// both directories made durable. The base name stays the same.
+    public func move(_ message: MaildirMessage, to other: MaildirFolder, flags: MessageFlags) throws(MaildirError) -> MaildirMessage {
+        let newName = MessageFileName.fileName(baseName: message.baseName, flags: flags, in: .cur)
+        let from = path + "/" + message.relativePath
+        let to = other.path + "/cur/" + newName
+        if rename(from, to) != 0 { throw MaildirError(operation: "move message to \(other.path)", path: from, errno: errno) }
+        try FS.syncDirectory(other.path + "/cur", operation: "make a moved message durable")
+        try FS.syncDirectory(path + "/" + message.subdirectory.rawValue, operation: "make a moved message durable")
+        var moved = message
+        moved.flags = flags
+        moved.subdirectory = .cur
+        moved.fileName = newName
+        return moved
+    }
+
     /// Removes a message file (a deletion carried over from the server).
     public func remove(_ message: MaildirMessage) throws(MaildirError) {
         let file = path + "/" + message.relativePath

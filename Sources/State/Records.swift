@@ -78,6 +78,9 @@ public enum JournalKind: String, Sendable, CaseIterable {
     case deleteLocal = "delete-local"
     /// A message is being moved between server folders.
     case move
+    /// A message moved on the server is being moved between local folders (the new UID in
+    /// `token`, the target in `targetFolder`).
+    case serverMove = "server-move"
     /// A POP3 message is being retrieved (its UIDL in `detail`).
     case pop3Retrieve = "pop3-retrieve"
     /// POP3 DELE commands were sent; confirmed only by QUIT.

@@ -13,6 +13,8 @@ public struct AccountReport: Sendable {
     public var folders: [FolderReport] = []
     /// Messages moved between folders on the server (UID MOVE) because they were moved locally.
     public var movedOnServer = 0
+    /// Messages moved between folders on the server, renamed in the Maildir (not downloaded).
+    public var movedLocally = 0
     /// Messages whose deletion the mass-deletion guard held back.
     public var heldDeletions: Int { folders.reduce(0) { $0 + $1.heldDeletions } }
     public var failedFolders: Int { folders.filter { $0.error != nil }.count }
@@ -83,6 +85,14 @@ public struct IMAPAccountSync: Sendable {
         do {
             let naming = try await discoverNaming(main)
             var work = try await reconcileFolders(session: main, state: state, accountID: accountID, store: store, naming: naming, report: &report)
+            if !dryRun && policy.propagatesRemoteDeletions {
+                let moved = try await ServerMoves(state: state, accountID: accountID, store: store, logger: logger.with(context: account.name))
+                    .run(session: main, work: work)
+                if moved > 0 {
+                    report.movedLocally = moved
+                    for i in work.indices { work[i].status = nil }
+                }
+            }
             if !dryRun && policy.writesRemote && policy.writesLocal {
                 let moved = try await LocalMoves(account: account, state: state, accountID: accountID, store: store, logger: logger)
                     .run(session: main, work: work)

@@ -64,9 +64,12 @@ import TestSupport
         }
         await s.logout()
         let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log")
-        let deadline = monotonicSeconds() + 60
-        while a.localCount() < 200 && monotonicSeconds() < deadline && !daemon.process.hasExited {
-            try await Task.sleep(for: .milliseconds(5))
+        // Polled on a Dispatch thread, not the cooperative pool: under the suite's load a
+        // Task.sleep can oversleep the whole download.
+        let process = daemon.process
+        try await runBlocking(label: "test.wait-download") {
+            let deadline = monotonicSeconds() + 60
+            while a.localCount() < 200 && monotonicSeconds() < deadline && !process.hasExited { usleep(2000) }
         }
         #expect(a.localCount() < 3000, "the download was still running when SIGTERM came")
         let start = monotonicSeconds()

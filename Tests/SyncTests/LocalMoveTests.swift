@@ -113,3 +113,88 @@ extension LocalMoveTests {
         #expect(a.localMessages("Archive").count == 2)
     }
 }
+
+extension LocalMoveTests {
+    /// A message moved on the server (UID MOVE by another client) is renamed in the Maildir:
+    /// the same file, now in the target folder with the server's flags; nothing downloaded,
+    /// nothing duplicated, and the next pass has nothing to do.
+    @Test func serverMoveBecomesLocalRename() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("INBOX", [mail("s1"), mail("s2"), mail("s3")])
+        try await a.append("Archive", [mail("s4")])
+        _ = try await a.sync()
+        _ = try await a.sync()
+        let store = MaildirStore(root: a.maildir, layout: .fs)
+        let inbox = store.folder(["INBOX"])
+        let original = try inbox.scan().messages.first { readBytes(inbox.filePath(of: $0)).map { String(decoding: $0, as: UTF8.self).contains("<s2@") } ?? false }!
+
+        // Another client moves s2 (UID 2) to Archive and flags it there.
+        let s = try await a.session()
+        _ = try await s.select(.inbox)
+        let assigned = try await s.move(UIDSet([UID(2)]), to: MailboxName("Archive"))
+        _ = try await s.select(MailboxName("Archive"))
+        try await s.store(UIDSet(Array(assigned!.destination)), .add, [.flagged])
+        await s.logout()
+
+        let config = try ConfigurationLoader.load(path: a.config)
+        let sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
+                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let report = try await sync.run()
+        #expect(report.movedLocally == 1)
+        #expect(report.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.error == nil }, "\(report.folders)")
+        let archive = a.localMessages("Archive")
+        #expect(archive.count == 2 && a.localMessages("INBOX").count == 2)
+        let moved = archive.first { String(decoding: $0.body, as: UTF8.self).contains("<s2@") }
+        #expect(moved?.name.hasPrefix(original.baseName) == true, "the same file, renamed")
+        #expect(moved?.flags.contains(MessageFlags.flagged) == true)
+        #expect(try await a.serverMessages("Archive").count == 2)
+        #expect(try await a.serverMessages("INBOX").count == 2)
+
+        let again = try await sync.run()
+        #expect(again.movedLocally == 0)
+        #expect(again.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.deleted == 0 && $0.error == nil }, "\(again.folders)")
+    }
+}
+
+extension LocalMoveTests {
+    /// A crash after the local rename of a server move, before the state update: the journal
+    /// entry makes the pair follow the file; no download, no upload, no duplicate.
+    @Test func serverMoveInterruptedAfterRenameIsRecovered() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("INBOX", [mail("t1"), mail("t2")])
+        try await a.append("Archive", [mail("t3")])
+        _ = try await a.sync()
+        _ = try await a.sync()
+        let store = MaildirStore(root: a.maildir, layout: .fs)
+        let inbox = store.folder(["INBOX"]), archive = store.folder(["Archive"])
+        let file = try inbox.scan().messages.first { readBytes(inbox.filePath(of: $0)).map { String(decoding: $0, as: UTF8.self).contains("<t2@") } ?? false }!
+
+        let s = try await a.session()
+        _ = try await s.select(.inbox)
+        let assigned = try await s.move(UIDSet([UID(2)]), to: MailboxName("Archive"))
+        await s.logout()
+        let newUID = Array(assigned!.destination)[0]
+
+        // What the interrupted pass got done: the journal entry, then the rename.
+        let config = try ConfigurationLoader.load(path: a.config)
+        let state = try StateStore.open(directory: config.general.stateDirectory)
+        let account = try state.account(named: config.accounts[0].name, protocol: "imap")
+        let folders = try state.folders(of: account)
+        let from = folders.first { $0.localName == "INBOX" }!, to = folders.first { $0.localName == "Archive" }!
+        let pair = try state.pairs(in: from.id).first { $0.localName == file.baseName }!
+        _ = try state.addJournalEntry(JournalEntry(account: account, folder: from.id, kind: .serverMove, uid: pair.uid,
+                                                   localName: pair.localName, token: String(newUID.rawValue), flags: "",
+                                                   targetFolder: to.id, created: 0))
+        _ = try inbox.move(file, to: archive, flags: MessageFlags())
+
+        let sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
+                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let report = try await sync.run()
+        #expect(report.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.error == nil }, "\(report.folders)")
+        #expect(a.localMessages("Archive").count == 2 && a.localMessages("INBOX").count == 1)
+        #expect(try await a.serverMessages("Archive").count == 2)
+        #expect(try await a.serverMessages("INBOX").count == 1)
+    }
+}

@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Config
+import IMAP
+import Maildir
+import State
+import Support
+
+/// Carries moves made on the server (a message gone from folder A while a message with the
+/// same Message-ID and size appeared in folder B) to the Maildir as a rename, instead of a
+/// download into B plus a deletion in A.
+///
+/// Runs before the folder passes, so the order in which they run does not matter. It costs
+/// nothing unless LIST-STATUS shows both a folder that lost messages and one that gained
+/// some; then one UID SEARCH per losing folder and one header FETCH of the new messages per
+/// gaining folder. Journaled: after a crash the pair follows the file wherever it is.
+struct ServerMoves {
+    let state: StateStore
+    let accountID: AccountID
+    let store: MaildirStore
+    let logger: Logger
+
+    private static let section = Array("HEADER.FIELDS (MESSAGE-ID)".utf8)
+
+    /// Finds and carries out the moves between `work` folders; returns how many were moved.
+    func run(session: IMAPSession, work: [IMAPAccountSync.WorkItem]) async throws -> Int {
+        try recover(work: work)
+        var sources: [(item: IMAPAccountSync.WorkItem, pairs: [MessagePair])] = []
+        var targets: [(item: IMAPAccountSync.WorkItem, since: UID)] = []
+        for item in work where item.created == nil {
+            guard let status = item.status, let messages = status.messages, let now = status.uidNext else { continue }
+            let record = try state.folderRecord(id: item.record)
+            guard let validity = record.uidValidity, status.uidValidity == validity, let known = record.uidNext else { continue }
+            let pairs = try state.pairs(in: item.record).filter { ($0.uid?.rawValue ?? 0) != 0 && $0.localName != nil }
+            let arrived = max(0, Int(now.rawValue) - Int(known.rawValue))
+            if messages < pairs.count + arrived { sources.append((item, pairs)) }   // something vanished
+            if arrived > 0 { targets.append((item, known)) }
+        }
+        guard !sources.isEmpty, !targets.isEmpty else { return 0 }
+        if sources.count == 1 && targets.count == 1 && sources[0].item.record == targets[0].item.record { return 0 }
+
+        // The local files of messages expunged from the losing folders, by identity.
+        var held: [[UInt8]: (item: IMAPAccountSync.WorkItem, pair: MessagePair, file: MaildirMessage)] = [:]
+        for (item, pairs) in sources {
+            let folder = store.folder(item.folder)
+            guard folder.exists else { continue }
+            _ = try await session.select(item.mailbox, readOnly: true)
+            let existing = try await session.search([.all])
+            try await session.unselect()
+            let gone = pairs.filter { !existing.contains($0.uid!) }
+            guard !gone.isEmpty else { continue }
+            var files: [String: MaildirMessage] = [:]
+            for m in try folder.scan().messages { files[m.baseName] = m }
+            for p in gone {
+                guard let file = files[p.localName!],
+                      let (header, size) = UIDValidityRematch.headerAndWireSize(folder.filePath(of: file)) else { continue }
+                let key = UIDValidityRematch.identity(header: header, size: size)
+                guard key.starts(with: Array("id:".utf8)) else { continue }   // only a Message-ID is trusted here
+                held[key] = (item, p, file)
+            }
+        }
+        guard !held.isEmpty else { return 0 }
+
+        var moved = 0
+        for (item, since) in targets {
+            _ = try await session.select(item.mailbox, readOnly: true)
+            let (messages, _) = try await session.fetch(UIDSet.from(since), items: [.uid, .flags, .rfc822Size, .headerFields(["MESSAGE-ID"])])
+            try await session.unselect()
+            let target = store.folder(item.folder)
+            for m in messages {
+                guard let uid = m.uid, uid.rawValue >= since.rawValue, let size = m.size else { continue }
+                let key = UIDValidityRematch.identity(header: m.sections[Self.section] ?? [], size: size)
+                guard key.starts(with: Array("id:".utf8)), let source = held[key], source.item.record != item.record else { continue }
+                held[key] = nil
+                let letters = FlagMapping.letters(m.flags ?? [])
+                let journal = try state.transaction(durability: .full) {
+                    try state.addJournalEntry(JournalEntry(
+                        account: accountID, folder: source.item.record, kind: .serverMove, uid: source.pair.uid,
+                        localName: source.pair.localName, token: String(uid.rawValue), flags: letters.description,
+                        targetFolder: item.record, created: Int64(time(nil))))
+                }
+                if !target.exists { _ = try store.createFolder(item.folder) }
+                _ = try store.folder(source.item.folder).move(source.file, to: target, flags: FlagMapping.mirrored(letters))
+                try state.transaction {
+                    var pair = source.pair
+                    pair.folder = item.record
+                    pair.uid = uid
+                    pair.flags = letters.description
+                    try state.updatePair(pair)
+                    try state.resolveJournalEntry(journal)
+                }
+                moved += 1
+            }
+        }
+        if moved > 0 { logger.info("\(moved) message(s) moved on the server renamed locally (not downloaded again)") }
+        return moved
+    }
+
+    /// A server move interrupted by a crash: the pair follows the file (in the target folder
+    /// if the rename happened, else it stays where it was and the move is detected again).
+    func recover(work: [IMAPAccountSync.WorkItem]) throws {
+        for entry in try state.pendingJournalEntries(of: accountID) where entry.kind == .serverMove {
+            if let source = entry.folder, let target = entry.targetFolder, let name = entry.localName,
+               let newUID = entry.token.flatMap({ UInt32($0) }), let oldUID = entry.uid,
+               let item = work.first(where: { $0.record == target }),
+               let pair = try state.pairs(in: source).first(where: { $0.uid == oldUID && $0.localName == name }) {
+                let folder = store.folder(item.folder)
+                if folder.exists, try folder.scan().messages.contains(where: { $0.baseName == name }) {
+                    var moved = pair
+                    moved.folder = target
+                    moved.uid = UID(newUID)
+                    moved.flags = entry.flags ?? pair.flags
+                    try state.updatePair(moved)
+                }
+            }
+            try state.resolveJournalEntry(entry.id!)
+        }
+    }
+}
