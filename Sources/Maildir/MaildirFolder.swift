@@ -131,11 +131,19 @@ public struct MaildirFolder: Sendable, Hashable {
 
     /// The modification times of `cur/` and `new/` (nanoseconds): any delivery, rename or
     /// deletion in the folder changes them, so an equal marker means nothing changed.
+    ///
+    /// nil while either directory changed less than 20 ms ago: the kernel stamps mtimes from
+    /// a coarse clock (one tick, up to 10 ms), so a second change in the same tick would
+    /// leave the marker as it was and go unnoticed.
     public func changeMarker() -> String? {
         var parts: [String] = []
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let settled = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) - 20_000_000
         for sub in ["cur", "new"] {
             var st = stat()
             guard stat(path + "/" + sub, &st) == 0 else { return nil }
+            if Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec) > settled { return nil }
             parts.append("\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)")
         }
         return parts.joined(separator: "/")

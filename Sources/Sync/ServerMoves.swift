@@ -13,8 +13,8 @@ import Support
 ///
 /// Runs before the folder passes, so the order in which they run does not matter. It costs
 /// nothing unless LIST-STATUS shows both a folder that lost messages and one that gained
-/// some; then one UID SEARCH per losing folder and one header FETCH of the new messages per
-/// gaining folder. Journaled: after a crash the pair follows the file wherever it is.
+/// some; then one EXAMINE per such folder with a UID SEARCH (losing) and a header FETCH of
+/// the new messages (gaining); local files are read only for gone messages. Journaled: after a crash the pair follows the file wherever it is.
 struct ServerMoves {
     let state: StateStore
     let accountID: AccountID
@@ -40,58 +40,71 @@ struct ServerMoves {
         guard !sources.isEmpty, !targets.isEmpty else { return 0 }
         if sources.count == 1 && targets.count == 1 && sources[0].item.record == targets[0].item.record { return 0 }
 
-        // The local files of messages expunged from the losing folders, by identity.
-        var held: [[UInt8]: (item: IMAPAccountSync.WorkItem, pair: MessagePair, file: MaildirMessage)] = [:]
-        for (item, pairs) in sources {
-            let folder = store.folder(item.folder)
-            guard folder.exists else { continue }
+        // One EXAMINE per folder involved (no UNSELECT in between: EXAMINE is read-only, the
+        // next one simply replaces it): which known UIDs are gone, and the Message-ID and size
+        // of what arrived.
+        var gone: [FolderID: [MessagePair]] = [:]
+        var arrivals: [(item: IMAPAccountSync.WorkItem, uid: UID, flags: [Flag], key: [UInt8])] = []
+        var involved: [IMAPAccountSync.WorkItem] = []
+        for item in sources.map(\.item) + targets.map(\.item) where !involved.contains(where: { $0.record == item.record }) {
+            involved.append(item)
+        }
+        for item in involved {
             _ = try await session.select(item.mailbox, readOnly: true)
-            let existing = try await session.search([.all])
-            try await session.unselect()
-            let gone = pairs.filter { !existing.contains($0.uid!) }
-            guard !gone.isEmpty else { continue }
-            var files: [String: MaildirMessage] = [:]
-            for m in try folder.scan().messages { files[m.baseName] = m }
-            for p in gone {
-                guard let file = files[p.localName!],
-                      let (header, size) = UIDValidityRematch.headerAndWireSize(folder.filePath(of: file)) else { continue }
-                let key = UIDValidityRematch.identity(header: header, size: size)
-                guard key.starts(with: Array("id:".utf8)) else { continue }   // only a Message-ID is trusted here
-                held[key] = (item, p, file)
+            if let pairs = sources.first(where: { $0.item.record == item.record })?.pairs {
+                let existing = try await session.search([.all])
+                gone[item.record] = pairs.filter { !existing.contains($0.uid!) }
+            }
+            if let since = targets.first(where: { $0.item.record == item.record })?.since {
+                let (messages, _) = try await session.fetch(UIDSet.from(since), items: [.uid, .flags, .rfc822Size, .headerFields(["MESSAGE-ID"])])
+                for m in messages {
+                    guard let uid = m.uid, uid.rawValue >= since.rawValue, let size = m.size else { continue }
+                    let key = UIDValidityRematch.identity(header: m.sections[Self.section] ?? [], size: size)
+                    if key.starts(with: Array("id:".utf8)) { arrivals.append((item, uid, m.flags ?? [], key)) }   // only a Message-ID is trusted here
+                }
             }
         }
-        guard !held.isEmpty else { return 0 }
+        try await session.unselect()
+        guard !arrivals.isEmpty else { return 0 }
+
+        // The local files of the gone messages, by identity (read only when something arrived).
+        var held: [[UInt8]: (item: IMAPAccountSync.WorkItem, pair: MessagePair, file: MaildirMessage)] = [:]
+        for (item, _) in sources {
+            guard let pairs = gone[item.record], !pairs.isEmpty else { continue }
+            let folder = store.folder(item.folder)
+            guard folder.exists else { continue }
+            var files: [String: MaildirMessage] = [:]
+            for m in try folder.scan().messages { files[m.baseName] = m }
+            for p in pairs {
+                guard let file = files[p.localName!],
+                      let (header, size) = UIDValidityRematch.headerAndWireSize(folder.filePath(of: file)) else { continue }
+                held[UIDValidityRematch.identity(header: header, size: size)] = (item, p, file)
+            }
+        }
 
         var moved = 0
-        for (item, since) in targets {
-            _ = try await session.select(item.mailbox, readOnly: true)
-            let (messages, _) = try await session.fetch(UIDSet.from(since), items: [.uid, .flags, .rfc822Size, .headerFields(["MESSAGE-ID"])])
-            try await session.unselect()
+        for (item, uid, flags, key) in arrivals {
+            guard let source = held[key], source.item.record != item.record else { continue }
+            held[key] = nil
             let target = store.folder(item.folder)
-            for m in messages {
-                guard let uid = m.uid, uid.rawValue >= since.rawValue, let size = m.size else { continue }
-                let key = UIDValidityRematch.identity(header: m.sections[Self.section] ?? [], size: size)
-                guard key.starts(with: Array("id:".utf8)), let source = held[key], source.item.record != item.record else { continue }
-                held[key] = nil
-                let letters = FlagMapping.letters(m.flags ?? [])
-                let journal = try state.transaction(durability: .full) {
-                    try state.addJournalEntry(JournalEntry(
-                        account: accountID, folder: source.item.record, kind: .serverMove, uid: source.pair.uid,
-                        localName: source.pair.localName, token: String(uid.rawValue), flags: letters.description,
-                        targetFolder: item.record, created: Int64(time(nil))))
-                }
-                if !target.exists { _ = try store.createFolder(item.folder) }
-                _ = try store.folder(source.item.folder).move(source.file, to: target, flags: FlagMapping.mirrored(letters))
-                try state.transaction {
-                    var pair = source.pair
-                    pair.folder = item.record
-                    pair.uid = uid
-                    pair.flags = letters.description
-                    try state.updatePair(pair)
-                    try state.resolveJournalEntry(journal)
-                }
-                moved += 1
+            let letters = FlagMapping.letters(flags)
+            let journal = try state.transaction(durability: .full) {
+                try state.addJournalEntry(JournalEntry(
+                    account: accountID, folder: source.item.record, kind: .serverMove, uid: source.pair.uid,
+                    localName: source.pair.localName, token: String(uid.rawValue), flags: letters.description,
+                    targetFolder: item.record, created: Int64(time(nil))))
             }
+            if !target.exists { _ = try store.createFolder(item.folder) }
+            _ = try store.folder(source.item.folder).move(source.file, to: target, flags: FlagMapping.mirrored(letters))
+            try state.transaction {
+                var pair = source.pair
+                pair.folder = item.record
+                pair.uid = uid
+                pair.flags = letters.description
+                try state.updatePair(pair)
+                try state.resolveJournalEntry(journal)
+            }
+            moved += 1
         }
         if moved > 0 { logger.info("\(moved) message(s) moved on the server renamed locally (not downloaded again)") }
         return moved

@@ -20,6 +20,7 @@ import TestSupport
         try await a.append("Archive", (1...10).map { mail("a\($0)") }, flags: [.seen])
         try await a.append("Lists/swift", (1...5).map { mail("l\($0)") })
         _ = try await a.sync()
+        try await maildirSettles()
         _ = try await a.sync()
 
         let config = try ConfigurationLoader.load(path: a.config)

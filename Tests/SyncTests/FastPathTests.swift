@@ -19,6 +19,7 @@ import TestSupport
         try await a.append("Archive", [mail("f3")])
         try await a.append("Lists/swift", [mail("f4")])
         _ = try await a.sync()
+        try await maildirSettles()
         _ = try await a.sync()   // the pass after one that wrote locally notes the settled state
 
         let config = try ConfigurationLoader.load(path: a.config)
@@ -45,6 +46,7 @@ import TestSupport
         #expect(one.report.folders.first { $0.folder == ["Archive"] }?.downloaded == 1)
 
         // A local flag change in another folder: that folder only.
+        try await maildirSettles()
         _ = try await pass()   // settle after the download
         let inbox = a.localMessages("INBOX")
         let store = Maildir.MaildirStore(root: a.maildir, layout: .fs).folder(["INBOX"])

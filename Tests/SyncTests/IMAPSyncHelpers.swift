@@ -118,3 +118,9 @@ func mail(_ id: String, subject: String = "s", lines: Int = 3) -> [UInt8] {
     for i in 0..<lines { text += "line \(i) of \(id)\r\n" }
     return Array(text.utf8)
 }
+
+/// Lets the Maildir's directory mtimes age past the window in which a pass does not trust
+/// them (`MaildirFolder.changeMarker`), so the next pass may note them for its fast path.
+func maildirSettles() async throws {
+    try await Task.sleep(for: .milliseconds(60))
+}
