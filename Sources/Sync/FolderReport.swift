@@ -1,6 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Maildir
+import State
 import Support
 
 /// What one pass did to one folder.
@@ -14,6 +16,8 @@ public struct FolderReport: Sendable {
     public var recovered = 0
     /// Messages re-matched after a UIDVALIDITY change (nil when it did not change).
     public var rematched: Int?
+    /// What the pass left in a Maildir it wrote to just now, for noting its marker later.
+    var settle: (record: FolderID, expected: [String: MessageFlags])?
     /// Left on the server by max_message_size.
     public var skippedTooLarge = 0
     public var created: String?

@@ -145,6 +145,9 @@ struct FolderSync {
         var actual: [String: MessageFlags] = [:]
         for case let (.name(name), m) in now { actual[name] = m.flags }
         record.localMarker = actual == expected ? markerAtEnd : markerBeforeScan
+        // Written too recently to be trusted (see `changeMarker`): the account pass notes it
+        // once the directories settled, after checking the listing again.
+        if actual == expected && markerAtEnd == nil && !dryRun && near.folder.exists { report.settle = (record.id, expected) }
         record.lastSync = Int64(time(nil))
         // Held deletions keep the folder off the fast path (every pass warns again) and show in status.
         record.lastError = report.heldDeletions > 0

@@ -122,6 +122,7 @@ public struct IMAPAccountSync: Sendable {
                 return all
             }
             report.folders += reports.sorted { $0.folder.lexicographicallyPrecedes($1.folder) }
+            try await noteSettledMarkers(&report, state: state, store: store)
             for session in sessions.dropFirst() { await session.logout() }
             if reused == nil { await main.logout() } else { try? await main.unselect() }
             try state.recordAccountPass(accountID, completedAt: report.failedFolders == 0 && !dryRun ? Int64(time(nil)) : nil,
@@ -131,6 +132,28 @@ public struct IMAPAccountSync: Sendable {
             if reused == nil { await main.close() }
             try? state.recordAccountPass(accountID, completedAt: nil, error: "\(error)")
             throw error
+        }
+    }
+
+    /// Notes the Maildir markers of folders the pass wrote to moments ago, once their
+    /// directories are old enough to be trusted: one short wait for the whole account, then
+    /// a listing that must still show exactly what the pass left (else the next pass looks).
+    func noteSettledMarkers(_ report: inout AccountReport, state: StateStore, store: MaildirStore) async throws {
+        let pending = report.folders.indices.filter { report.folders[$0].settle != nil }
+        guard !pending.isEmpty else { return }
+        try await Task.sleep(for: .milliseconds(25))
+        for i in pending {
+            guard let (id, expected) = report.folders[i].settle else { continue }
+            report.folders[i].settle = nil
+            let folder = store.folder(report.folders[i].folder)
+            guard let marker = folder.changeMarker(), var record = try? state.folderRecord(id: id), record.lastError == nil,
+                  let now = try? await MaildirFolderStore(folder: folder).list() else { continue }
+            var actual: [String: MessageFlags] = [:]
+            for case let (.name(name), m) in now { actual[name] = m.flags }
+            if actual == expected {
+                record.localMarker = marker
+                try state.updateFolder(record)
+            }
         }
     }
 
