@@ -32,8 +32,12 @@ struct ServerMoves {
             guard let status = item.status, let messages = status.messages, let now = status.uidNext else { continue }
             let record = try state.folderRecord(id: item.record)
             guard let validity = record.uidValidity, status.uidValidity == validity, let known = record.uidNext else { continue }
-            let pairs = try state.pairs(in: item.record).filter { ($0.uid?.rawValue ?? 0) != 0 && $0.localName != nil }
+            // Unchanged on the server (same UIDNEXT and HIGHESTMODSEQ): neither side of a move.
+            if now == known, let modseq = status.highestModSeq, modseq == record.highestModSeq { continue }
             let arrived = max(0, Int(now.rawValue) - Int(known.rawValue))
+            // A COUNT first; the pairs are loaded only for a folder that lost messages.
+            guard messages < (try state.pairCount(in: item.record)) + arrived || arrived > 0 else { continue }
+            let pairs = try state.pairs(in: item.record).filter { ($0.uid?.rawValue ?? 0) != 0 && $0.localName != nil }
             if messages < pairs.count + arrived { sources.append((item, pairs)) }   // something vanished
             if arrived > 0 { targets.append((item, known)) }
         }
