@@ -30,28 +30,27 @@ struct LocalMoves {
     func run(session: IMAPSession, work: [IMAPAccountSync.WorkItem]) async throws -> Int {
         try await recover(session: session, work: work)
         var gone: [String: (IMAPAccountSync.WorkItem, MessagePair)] = [:]
-        var appeared: [String: IMAPAccountSync.WorkItem] = [:]
+        var appeared: [String: (item: IMAPAccountSync.WorkItem, file: MaildirMessage)] = [:]
         for item in work {
             let folder = store.folder(item.folder)
             guard folder.exists else { continue }
             // A move touches both folders' directories: a folder whose Maildir is as it was
             // after the last pass takes part in none, and is not rescanned.
             if let marker = try state.folderRecord(id: item.record).localMarker, marker == folder.changeMarker() { continue }
-            let names = Set(try folder.scan().messages.map(\.baseName))
+            let files = try folder.scan().messages
+            let names = Set(files.map(\.baseName))
             let pairs = try state.pairs(in: item.record)
             let paired = Set(pairs.compactMap(\.localName))
             for p in pairs {
                 guard let uid = p.uid, uid.rawValue != 0, let name = p.localName, !name.isEmpty, !names.contains(name) else { continue }
                 gone[name] = (item, p)
             }
-            for name in names where !paired.contains(name) { appeared[name] = item }
+            for file in files where !paired.contains(file.baseName) { appeared[file.baseName] = (item, file) }
         }
         var moves: [Move] = []
         for (name, (from, pair)) in gone {
-            guard let to = appeared[name], to.record != from.record else { continue }
-            let folder = store.folder(to.folder)
-            guard let file = try folder.scan().messages.first(where: { $0.baseName == name }),
-                  let id = messageID(folder.filePath(of: file)) else { continue }
+            guard let (to, file) = appeared[name], to.record != from.record,
+                  let id = MessageIdentity.messageID(ofFile: store.folder(to.folder).filePath(of: file)) else { continue }
             moves.append(Move(pair: pair, from: from, to: to, messageID: id))
         }
         guard !moves.isEmpty, await session.capabilities.contains("UIDPLUS") else { return 0 }
@@ -67,19 +66,35 @@ struct LocalMoves {
                         uidNextBefore: uidNext, flags: m.pair.flags, targetFolder: to.record, detail: m.messageID, created: Int64(time(nil)))))
                 }
             }
-            _ = try await session.select(from.mailbox)
+            let route = "\(account.name)/\(FolderNaming.displayName(from.folder)) → \(FolderNaming.displayName(to.folder))"
             let uids = group.compactMap(\.pair.uid)
-            let assigned = try await session.move(UIDSet(uids), to: to.mailbox)
-            try await session.unselect()
+            let assigned: AssignedUIDs?
+            do {
+                _ = try await session.select(from.mailbox)
+                assigned = try await session.move(UIDSet(uids), to: to.mailbox)
+                try await session.unselect()
+            } catch IMAPError.commandFailed(let command, _, _, _, let text) {
+                // The server refused (nothing moved): the folder passes carry it out as a
+                // deletion in the source and an upload to the target instead.
+                logger.warn("\(route): the server refused \(command) (\(text)); "
+                            + "the \(group.count) message(s) are uploaded to the target and deleted from the source instead")
+                try state.transaction { for entry in journal { try state.resolveJournalEntry(entry) } }
+                try? await session.unselect()
+                continue
+            }
             var newUID: [UID: UID] = [:]
             if let assigned, let source = assigned.source {
                 for (old, new) in zip(Array(source), Array(assigned.destination)) { newUID[old] = new }
             }
+            // Without COPYUID the new UIDs are found by Message-ID from the noted UIDNEXT.
+            for m in group where m.pair.uid.map({ newUID[$0] == nil }) ?? false {
+                if let found = try await find(m.messageID, in: to, since: uidNext, session: session) { newUID[m.pair.uid!] = found }
+            }
             try state.transaction {
                 for (m, entry) in zip(group, journal) {
                     guard let old = m.pair.uid else { continue }
-                    // Without COPYUID the new UID is unknown: the pair is dropped and the
-                    // target's pass pairs the message again (never reached with Dovecot).
+                    // Not found at all (a server without COPYUID that also hides the message
+                    // from SEARCH): the pair is dropped and the target's pass pairs it anew.
                     let uid = newUID[old]
                     var pair = m.pair
                     pair.folder = to.record
@@ -89,7 +104,7 @@ struct LocalMoves {
                     moved += 1
                 }
             }
-            logger.info("\(FolderNaming.displayName(from.folder)) → \(FolderNaming.displayName(to.folder)): \(group.count) moved on the server (UID MOVE)")
+            logger.info("\(route): \(group.count) moved on the server (UID MOVE)")
         }
         return moved
     }
@@ -104,10 +119,7 @@ struct LocalMoves {
             if let target = work.first(where: { $0.record == entry.targetFolder }), let id = entry.detail,
                let source = entry.folder, let oldUID = entry.uid,
                let pair = try state.pairs(in: source).first(where: { $0.uid == oldUID }) {
-                _ = try await session.select(target.mailbox, readOnly: true)
-                let found = try await session.search([.header("Message-ID", id), .uid(UIDSet.from(entry.uidNextBefore ?? UID(1)))])
-                try await session.unselect()
-                if let uid = Array(found).first {
+                if let uid = try await find(id, in: target, since: entry.uidNextBefore, session: session) {
                     var moved = pair
                     moved.folder = target.record
                     moved.uid = uid
@@ -118,19 +130,11 @@ struct LocalMoves {
         }
     }
 
-    /// The Message-ID header value of a message file (bytes, without the angle brackets).
-    func messageID(_ path: String) -> [UInt8]? {
-        guard let f = fopen(path, "r") else { return nil }
-        defer { fclose(f) }
-        var line = [CChar](repeating: 0, count: 2048)
-        while fgets(&line, Int32(line.count), f) != nil {
-            let bytes = line.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }
-            if bytes.first == 10 || bytes.first == 13 { return nil }   // end of the header
-            let lower = bytes.prefix(11).map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
-            if lower == Array("message-id:".utf8), let open = bytes.firstIndex(of: 60), let close = bytes.lastIndex(of: 62), open < close {
-                return Array(bytes[(open + 1)..<close])
-            }
-        }
-        return nil
+    /// The UID of the message with `messageID` in `folder`, among the UIDs from `since`.
+    func find(_ messageID: [UInt8], in folder: IMAPAccountSync.WorkItem, since: UID?, session: IMAPSession) async throws -> UID? {
+        _ = try await session.select(folder.mailbox, readOnly: true)
+        let found = try await session.search([.header("Message-ID", messageID), .uid(UIDSet.from(since ?? UID(1)))])
+        try await session.unselect()
+        return Array(found).first
     }
 }

@@ -63,8 +63,8 @@ struct ServerMoves {
                 let (messages, _) = try await session.fetch(UIDSet.from(since), items: [.uid, .flags, .rfc822Size, .headerFields(["MESSAGE-ID"])])
                 for m in messages {
                     guard let uid = m.uid, uid.rawValue >= since.rawValue, let size = m.size else { continue }
-                    let key = UIDValidityRematch.identity(header: m.sections[Self.section] ?? [], size: size)
-                    if key.starts(with: Array("id:".utf8)) { arrivals.append((item, uid, m.flags ?? [], key)) }   // only a Message-ID is trusted here
+                    let key = MessageIdentity.identity(header: m.sections[Self.section] ?? [], size: size)
+                    if MessageIdentity.hasMessageID(key) { arrivals.append((item, uid, m.flags ?? [], key)) }   // only a Message-ID is trusted here
                 }
             }
         }
@@ -81,8 +81,8 @@ struct ServerMoves {
             for m in try folder.scan().messages { files[m.baseName] = m }
             for p in pairs {
                 guard let file = files[p.localName!],
-                      let (header, size) = UIDValidityRematch.headerAndWireSize(folder.filePath(of: file)) else { continue }
-                held[UIDValidityRematch.identity(header: header, size: size)] = (item, p, file)
+                      let (header, size) = MessageIdentity.headerAndWireSize(folder.filePath(of: file)) else { continue }
+                held[MessageIdentity.identity(header: header, size: size)] = (item, p, file)
             }
         }
 
@@ -98,8 +98,17 @@ struct ServerMoves {
                     localName: source.pair.localName, token: String(uid.rawValue), flags: letters.description,
                     targetFolder: item.record, created: Int64(time(nil))))
             }
-            if !target.exists { _ = try store.createFolder(item.folder) }
-            _ = try store.folder(source.item.folder).move(source.file, to: target, flags: FlagMapping.mirrored(letters))
+            do {
+                if !target.exists { _ = try store.createFolder(item.folder) }
+                _ = try store.folder(source.item.folder).move(source.file, to: target, flags: FlagMapping.mirrored(letters))
+            } catch {
+                // Nothing is lost: the file stays where it was, the folder passes download
+                // the message into the target and remove it from the source instead.
+                logger.warn("\(FolderNaming.displayName(source.item.folder)) → \(FolderNaming.displayName(item.folder)): "
+                            + "could not move the local file (\(error)); the message is downloaded again instead")
+                try state.transaction { try state.resolveJournalEntry(journal) }
+                continue
+            }
             try state.transaction {
                 var pair = source.pair
                 pair.folder = item.record
