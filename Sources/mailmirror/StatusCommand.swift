@@ -140,23 +140,9 @@ func readDaemonStatus(_ stateDirectory: String) -> [String: StatusCommand.Daemon
     return result
 }
 
-/// A JSON string literal.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for scalar in s.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if scalar.value < 0x20 { out += "\\u00" + (scalar.value < 16 ? "0" : "") + String(scalar.value, radix: 16) }
-            else { out.unicodeScalars.append(scalar) }
-        }
-    }
-    return out + "\""
-}
+/// A JSON string literal: TOML basic-string escaping (`Config.quote`) is valid JSON too
+/// (`\" \\ \n \r \t \uXXXX`).
+func jsonString(_ s: String) -> String { quote(s) }
 
 /// Unix seconds as ISO 8601 UTC ("2026-11-27T21:28:39Z").
 func iso8601(_ seconds: Int64) -> String {
