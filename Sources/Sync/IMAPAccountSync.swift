@@ -86,21 +86,14 @@ public struct IMAPAccountSync: Sendable {
             let naming = try await discoverNaming(main)
             var work = try await reconcileFolders(session: main, state: state, accountID: accountID, store: store, naming: naming, report: &report)
             if !dryRun && policy.propagatesRemoteDeletions {
-                let moved = try await ServerMoves(state: state, accountID: accountID, store: store, logger: logger.with(context: account.name))
-                    .run(session: main, work: work)
-                if moved > 0 {
-                    report.movedLocally = moved
-                    for i in work.indices { work[i].status = nil }
-                }
+                // Folders a move touched keep no fast path without being told: their Maildir
+                // directories changed, so their markers no longer match.
+                report.movedLocally = try await ServerMoves(state: state, accountID: accountID, store: store,
+                                                            logger: logger.with(context: account.name)).run(session: main, work: work)
             }
             if !dryRun && policy.writesRemote && policy.writesLocal {
-                let moved = try await LocalMoves(account: account, state: state, accountID: accountID, store: store, logger: logger)
-                    .run(session: main, work: work)
-                if moved > 0 {
-                    report.movedOnServer = moved
-                    // The folders a move touched are no longer unchanged: no fast path for them.
-                    for i in work.indices { work[i].status = nil }
-                }
+                report.movedOnServer = try await LocalMoves(account: account, state: state, accountID: accountID, store: store,
+                                                            logger: logger).run(session: main, work: work)
             }
             if let only { work = work.filter { only.contains($0.folder) || $0.created != nil } }
             // Folders spread over up to `connections` sessions (the first is reused).
