@@ -64,9 +64,12 @@ import TestSupport
         let config = fixture.pop3Config(in: dir.path, user: user)
         let process = try SpawnedProcess([mailmirrorBinary, "sync", "--config", config])
         // Wait (bounded) until the first batch is delivered, then cut everything off.
-        let deadline = monotonicSeconds() + 60
-        while countFiles(dir.path + "/mail/INBOX/new") < 1 && !process.hasExited && monotonicSeconds() < deadline {
-            try await Task.sleep(for: .milliseconds(1))
+        // Polled on a Dispatch thread, not the cooperative pool: under the suite's load a
+        // Task.sleep can oversleep the whole drain.
+        let inbox = dir.path + "/mail/INBOX/new"
+        try await runBlocking(label: "test.wait-drain") {
+            let deadline = monotonicSeconds() + 60
+            while countFiles(inbox) < 1 && !process.hasExited && monotonicSeconds() < deadline { usleep(500) }
         }
         // Freeze it first, so what we count is what it had done when it was cut off.
         process.kill(SIGSTOP)

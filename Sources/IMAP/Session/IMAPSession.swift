@@ -467,8 +467,13 @@ public actor IMAPSession {
             fetchResponseCount += 1
             let uid = attributes.lazy.compactMap { if case .uid(let u) = $0 { u } else { nil } }.first
             if let uid {
-                target = pending.first { ($0.kind == .fetch || $0.kind == .store) && $0.outcome == nil && $0.uids?.contains(uid) == true }
-                    ?? firstPending(.select)
+                // A FETCH and a STORE naming the same UID can be in flight together, and the
+                // data cannot say which it answers (a STORE that changed nothing sends none).
+                // The FETCH needs it; a STORE's echo is only informational.
+                func claims(_ kind: Kind) -> PendingCommand? {
+                    pending.first { $0.kind == kind && $0.outcome == nil && $0.uids?.contains(uid) == true }
+                }
+                target = claims(.fetch) ?? claims(.store) ?? firstPending(.select)
             } else {
                 target = firstPending(.fetch, .store, .select)
             }
