@@ -132,21 +132,40 @@ public struct MaildirFolder: Sendable, Hashable {
     /// The modification times of `cur/` and `new/` (nanoseconds): any delivery, rename or
     /// deletion in the folder changes them, so an equal marker means nothing changed.
     ///
-    /// nil while either directory changed less than 20 ms ago: the kernel stamps mtimes from
-    /// a coarse clock (one tick, up to 10 ms), so a second change in the same tick would
-    /// leave the marker as it was and go unnoticed.
+    /// nil while the marker cannot be trusted yet (`markerState`): a directory changed in
+    /// the current tick of the kernel's coarse clock, so a second change in the same tick
+    /// would leave the marker as it was and go unnoticed.
     public func changeMarker() -> String? {
+        let now = Self.coarseClock()   // read before the stats: a change after them is stamped later
+        guard let (marker, trustedFrom) = markerState(), now >= trustedFrom else { return nil }
+        return marker
+    }
+
+    /// The marker as the directories are now, and the time (coarse clock, nanoseconds) from
+    /// which it can be trusted: once `coarseClock()` has reached it after a listing taken
+    /// after this call, any later change carries a newer mtime. Directories are stamped from
+    /// the coarse clock, so that is the tick after the newest mtime; on a file system
+    /// without sub-second timestamps (both mtimes a whole second), two seconds after it.
+    /// nil when `cur/` or `new/` is missing.
+    public func markerState() -> (marker: String, trustedFrom: Int64)? {
         var parts: [String] = []
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let settled = Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec) - 20_000_000
+        var newest: Int64 = 0
+        var wholeSeconds = true
         for sub in ["cur", "new"] {
             var st = stat()
             guard stat(path + "/" + sub, &st) == 0 else { return nil }
-            if Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec) > settled { return nil }
+            newest = max(newest, Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec))
+            if st.st_mtim.tv_nsec != 0 { wholeSeconds = false }
             parts.append("\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)")
         }
-        return parts.joined(separator: "/")
+        return (parts.joined(separator: "/"), wholeSeconds ? newest + 2_000_000_000 : newest + 1)
+    }
+
+    /// The kernel's coarse real-time clock (nanoseconds), the one file timestamps come from.
+    public static func coarseClock() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME_COARSE, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 
     /// The full path of a message file.

@@ -73,6 +73,12 @@ enum Schema {
             PRIMARY KEY (folder_id, uid)
         ) WITHOUT ROWID;
         """,
+        // 2 -> 3: the unique indexes are partial (they skip the "kept by policy" markers), so
+        // a query by folder alone could not use them and scanned every pair of every folder.
+        """
+        CREATE INDEX pairs_by_folder ON pairs (folder_id, uid);
+        CREATE INDEX journal_by_folder ON journal (folder_id);
+        """,
     ]
 
     /// The version this build writes.

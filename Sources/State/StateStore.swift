@@ -205,8 +205,21 @@ public final class StateStore: @unchecked Sendable {
     /// Every pair of a folder, in UID order (pairs without UID last).
     public func pairs(in folder: FolderID) throws(StateError) -> [MessagePair] {
         var result: [MessagePair] = []
-        try db.query("SELECT id, folder_id, uid, local_name, flags, size, message_id, internal_date FROM pairs WHERE folder_id = ? ORDER BY uid IS NULL, uid",
-                     .integer(folder.rawValue)) { row in result.append(pair(row)) }
+        var withoutUID: [MessagePair] = []
+        // In index order (NULL first), so SQLite sorts nothing; the UID-less go last here.
+        try db.query("SELECT id, folder_id, uid, local_name, flags, size, message_id, internal_date FROM pairs WHERE folder_id = ? ORDER BY uid",
+                     .integer(folder.rawValue)) { row in
+            let p = pair(row)
+            if p.uid == nil { withoutUID.append(p) } else { result.append(p) }
+        }
+        return result + withoutUID
+    }
+
+    /// The pair of a folder with this UID, if any (by index).
+    public func pair(in folder: FolderID, uid: UID) throws(StateError) -> MessagePair? {
+        var result: MessagePair?
+        try db.query("SELECT id, folder_id, uid, local_name, flags, size, message_id, internal_date FROM pairs WHERE folder_id = ? AND uid = ?",
+                     .integer(folder.rawValue), .integer(Int64(uid.rawValue))) { row in result = pair(row) }
         return result
     }
 

@@ -30,13 +30,15 @@ struct FolderSync {
         // Fast path: the server says nothing moved (LIST-STATUS: UIDVALIDITY, UIDNEXT,
         // HIGHESTMODSEQ) and the Maildir's cur/ and new/ were not touched since the last
         // pass: nothing to do, not even a SELECT.
-        if let status, !dryRun, !policy.force, let validity = record.uidValidity, status.uidValidity == validity,
-           status.uidNext == record.uidNext, let modseq = status.highestModSeq, modseq == record.highestModSeq,
-           record.lastError == nil, let marker = record.localMarker, marker == near.folder.changeMarker(),
-           try state.pendingJournalCount(in: record.id) == 0 {
-            return report
-        }
-        let selected = try await far.open()
+        if try isUnchanged(status: status, record: record, folder: near.folder) { return report }
+        let name = FolderNaming.displayName(folder)
+        Trace.mark("\(name): start")
+        // The changes since the last pass go out with the SELECT when nothing has to happen
+        // in between (no journal to recover).
+        let quick = try policy.direction == .both && record.lastError == nil && !dryRun && record.uidValidity != nil
+            && state.pendingJournalCount(in: record.id) == 0
+        let selected = try await far.open(changedSince: quick ? record.highestModSeq : nil)
+        Trace.mark("\(name): selected")
         if let known = record.uidValidity, let now = selected.uidValidity, known != now {
             if dryRun { throw SyncError.uidValidityChanged(was: known, now: now) }
             let outcome = try await UIDValidityRematch(state: state, accountID: record.account)
@@ -57,10 +59,15 @@ struct FolderSync {
             var known: [UID: MessageFlags] = [:]
             for p in knownPairs { if let uid = p.uid, uid.rawValue != 0, p.localName != nil { known[uid] = MessageFlags(p.flags) } }
             _ = now
-            farMessages = try await far.listChanges(since: since, known: known)
+            // Messages left on the server on purpose (max_message_size) are not paired; they
+            // stay listed as they were unless they vanished.
+            var alsoKnown: [UID: Int64?] = [:]
+            for item in try state.skipped(in: record.id) where known[item.uid] == nil { alsoKnown[item.uid] = item.size }
+            farMessages = try await far.listChanges(since: since, known: known, alsoKnown: alsoKnown)
         } else {
             farMessages = try await far.list()
         }
+        Trace.mark("\(name): server listed (\(farMessages.count))")
         let markerBeforeScan = near.folder.changeMarker()
         let nearMessages = try await near.list()
         if near.skippedNames > 0 { log.warn("\(near.skippedNames) file(s) with names that are not UTF-8 are left alone") }
@@ -71,6 +78,7 @@ struct FolderSync {
         let planned = knownPairs.compactMap { p in
             p.id.map { PlannedPair(id: $0, uid: p.uid, localName: p.localName, flags: MessageFlags(p.flags)) }
         }
+        Trace.mark("\(name): local listed")
         var plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy)
         // max_message_size and max_age leave some server messages where they are (and listed
         // by `status`); older local messages are kept either way.
@@ -120,6 +128,7 @@ struct FolderSync {
             for id in plan.keepRemoteOnly { try state.markPair(id: id, uid: nil, localName: PlannedPair.goneLocal) }
         }
 
+        Trace.mark("\(name): flags and deletions applied")
         // Transfers: one code path, both directions.
         var downloadedNames: [String: MessageFlags] = [:]
         report.downloaded = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) },
@@ -129,6 +138,7 @@ struct FolderSync {
         report.uploaded = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) },
                                              flags: nearMessages.mapValues(\.flags), kind: .upload, marker: selected.uidNext, record: record, log: log)
 
+        Trace.mark("\(name): transferred")
         record.uidValidity = selected.uidValidity
         record.uidNext = selected.uidNext
         record.highestModSeq = selected.highestModSeq
@@ -136,7 +146,7 @@ struct FolderSync {
         // after our own server writes the next pass runs once more and finds nothing). The
         // Maildir is noted as it is now only if a fresh listing shows exactly what this pass
         // left there (nothing foreign slipped in); otherwise as it was before the scan.
-        let markerAtEnd = near.folder.changeMarker()
+        let stateAtEnd = near.folder.markerState()
         var expected = local
         for change in plan.localFlags where expected[change.localName] != nil { expected[change.localName] = change.flags }
         for item in plan.deleteLocal { expected[item.localName] = nil }
@@ -144,17 +154,37 @@ struct FolderSync {
         let now = (try? await near.list()) ?? [:]
         var actual: [String: MessageFlags] = [:]
         for case let (.name(name), m) in now { actual[name] = m.flags }
-        record.localMarker = actual == expected ? markerAtEnd : markerBeforeScan
-        // Written too recently to be trusted (see `changeMarker`): the account pass notes it
-        // once the directories settled, after checking the listing again.
-        if actual == expected && markerAtEnd == nil && !dryRun && near.folder.exists { report.settle = (record.id, expected) }
+        if actual == expected, let stateAtEnd {
+            // Trusted once the coarse clock passed the directories' mtimes after the
+            // listing (a later change is stamped later); if it has not yet (written in this
+            // tick), the account pass notes it once it has, after checking the listing again.
+            if MaildirFolder.coarseClock() >= stateAtEnd.trustedFrom {
+                record.localMarker = stateAtEnd.marker
+            } else {
+                record.localMarker = nil
+                if !dryRun { report.settle = (record.id, expected, stateAtEnd.trustedFrom) }
+            }
+        } else {
+            record.localMarker = markerBeforeScan
+        }
         record.lastSync = Int64(time(nil))
         // Held deletions keep the folder off the fast path (every pass warns again) and show in status.
         record.lastError = report.heldDeletions > 0
             ? "\(report.heldDeletions) deletion(s) held by the mass-deletion guard; run `mailmirror sync --force` to let them through"
             : nil
         try state.updateFolder(record)
+        Trace.mark("\(name): done")
         return report
+    }
+
+    /// Whether a pass over the folder would find nothing to do: the server says nothing moved
+    /// (LIST-STATUS: UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ as noted) and the Maildir's `cur/`
+    /// and `new/` were not touched since the last pass.
+    func isUnchanged(status: MailboxStatus?, record: FolderRecord, folder: MaildirFolder) throws -> Bool {
+        guard let status, !dryRun, !policy.force, let validity = record.uidValidity, status.uidValidity == validity,
+              status.uidNext == record.uidNext, let modseq = status.highestModSeq, modseq == record.highestModSeq,
+              record.lastError == nil, let marker = record.localMarker, marker == folder.changeMarker() else { return false }
+        return try state.pendingJournalCount(in: record.id) == 0
     }
 
     /// Moves `keys` from one store to the other in batches: each batch's recovery tokens are

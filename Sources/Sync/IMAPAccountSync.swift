@@ -54,6 +54,9 @@ public struct IMAPAccountSync: Sendable {
             try await session.login(username: account.username, secret: secret,
                                     mechanism: IMAPAuthMechanism(rawValue: account.auth.rawValue) ?? .auto,
                                     host: account.host, port: account.port)
+            // QRESYNC: expunges arrive as UID sets (VANISHED), so a pass asks for what
+            // changed since its last mod-sequence and learns what is gone in the same answer.
+            try await session.enable(["QRESYNC"])
             if account.compress == .always || (account.compress == .auto && !isLocalAddress(session.connection.remoteAddress)) {
                 try await session.enableCompression()
             }
@@ -81,33 +84,54 @@ public struct IMAPAccountSync: Sendable {
         if let session, await session.closedReason == nil { reused = session } else { reused = nil }
         let main: IMAPSession
         if let reused { main = reused } else { main = try await connect(secret: secret) }
+        Trace.mark("\(account.name): logged in")
         var report = AccountReport()
         do {
             let naming = try await discoverNaming(main)
-            var work = try await reconcileFolders(session: main, state: state, accountID: accountID, store: store, naming: naming, report: &report)
-            if !dryRun && policy.propagatesRemoteDeletions {
-                // Folders a move touched keep no fast path without being told: their Maildir
-                // directories changed, so their markers no longer match.
-                report.movedLocally = try await ServerMoves(state: state, accountID: accountID, store: store,
-                                                            logger: logger.with(context: account.name)).run(session: main, work: work)
-            }
-            if !dryRun && policy.writesRemote && policy.writesLocal {
-                report.movedOnServer = try await LocalMoves(account: account, state: state, accountID: accountID, store: store,
-                                                            logger: logger).run(session: main, work: work)
-            }
+            let all = try await reconcileFolders(session: main, state: state, accountID: accountID, store: store, naming: naming, report: &report)
+            Trace.mark("\(account.name): folders listed")
+            // The moves look at every folder (a move may come from one the daemon was not told of).
+            var work = all
             if let only { work = work.filter { only.contains($0.folder) || $0.created != nil } }
-            // Folders spread over up to `connections` sessions (the first is reused).
-            var sessions = [main]
+            // Folders spread over up to `connections` sessions (the first is reused), opened
+            // only when more than one folder needs a pass, and while the moves run on the first.
             // A dry run works on one in-memory copy of the state: one session shares it.
-            for _ in 1..<(dryRun ? 1 : max(1, min(account.connections, work.count))) {
-                if let extra = try? await connect(secret: secret) { sessions.append(extra) }
+            let probe = FolderSync(account: account, state: state, accountID: accountID, policy: policy, logger: logger, dryRun: dryRun)
+            let busy = try work.filter { item in
+                try item.created != nil || !probe.isUnchanged(status: item.status, record: state.folderRecord(id: item.record),
+                                                             folder: store.folder(item.folder))
+            }.count
+            let extras = (1..<(dryRun ? 1 : max(1, min(account.connections, busy)))).map { _ in
+                Task { try? await connect(secret: secret) }
+            }
+            do {
+                if !dryRun && policy.propagatesRemoteDeletions {
+                    report.movedLocally = try await ServerMoves(state: state, accountID: accountID, store: store,
+                                                                logger: logger.with(context: account.name)).run(session: main, work: all)
+                    Trace.mark("\(account.name): server moves")
+                }
+                if !dryRun && policy.writesRemote && policy.writesLocal {
+                    report.movedOnServer = try await LocalMoves(account: account, state: state, accountID: accountID, store: store,
+                                                                logger: logger).run(session: main, work: all)
+                    Trace.mark("\(account.name): local moves")
+                }
+            } catch {
+                for task in extras { await task.value?.close() }
+                throw error
             }
             let queue = WorkQueue(work)
             let reports = await withTaskGroup(of: [FolderReport].self) { group in
-                for session in sessions {
+                group.addTask {
+                    await self.worker(session: main, queue: queue, accountID: accountID, store: store,
+                                      sharedState: self.dryRun ? state : nil)
+                }
+                for task in extras {
                     group.addTask {
-                        await self.worker(session: session, queue: queue, accountID: accountID, store: store,
-                                          sharedState: self.dryRun ? state : nil)
+                        guard let session = await task.value else { return [] }
+                        Trace.mark("\(self.account.name): another session")
+                        let reports = await self.worker(session: session, queue: queue, accountID: accountID, store: store, sharedState: nil)
+                        await session.logout()
+                        return reports
                     }
                 }
                 var all: [FolderReport] = []
@@ -115,9 +139,11 @@ public struct IMAPAccountSync: Sendable {
                 return all
             }
             report.folders += reports.sorted { $0.folder.lexicographicallyPrecedes($1.folder) }
+            Trace.mark("\(account.name): folder passes")
             try await noteSettledMarkers(&report, state: state, store: store)
-            for session in sessions.dropFirst() { await session.logout() }
+            Trace.mark("\(account.name): markers settled")
             if reused == nil { await main.logout() } else { try? await main.unselect() }
+            Trace.mark("\(account.name): logged out")
             try state.recordAccountPass(accountID, completedAt: report.failedFolders == 0 && !dryRun ? Int64(time(nil)) : nil,
                                         error: report.failedFolders == 0 ? nil : "\(report.failedFolders) folder(s) failed")
             return report
@@ -128,19 +154,21 @@ public struct IMAPAccountSync: Sendable {
         }
     }
 
-    /// Notes the Maildir markers of folders the pass wrote to moments ago, once their
-    /// directories are old enough to be trusted: one short wait for the whole account, then
-    /// a listing that must still show exactly what the pass left (else the next pass looks).
+    /// Notes the Maildir markers of folders the pass wrote to in the current tick of the
+    /// kernel's coarse clock, once that tick is over: one short wait for the whole account
+    /// (a few milliseconds), then a listing that must still show exactly what the pass left
+    /// (else the next pass looks at the folder again).
     func noteSettledMarkers(_ report: inout AccountReport, state: StateStore, store: MaildirStore) async throws {
         let pending = report.folders.indices.filter { report.folders[$0].settle != nil }
-        guard !pending.isEmpty else { return }
-        try await Task.sleep(for: .milliseconds(25))
+        guard let latest = pending.compactMap({ report.folders[$0].settle?.trustedFrom }).max() else { return }
+        let wait = latest - MaildirFolder.coarseClock()
+        if wait > 0 && wait < 100_000_000 { try await Task.sleep(for: .nanoseconds(wait + 1_000_000)) }
         for i in pending {
-            guard let (id, expected) = report.folders[i].settle else { continue }
+            guard let (id, expected, _) = report.folders[i].settle else { continue }
             report.folders[i].settle = nil
             let folder = store.folder(report.folders[i].folder)
-            guard let marker = folder.changeMarker(), var record = try? state.folderRecord(id: id), record.lastError == nil,
-                  let now = try? await MaildirFolderStore(folder: folder).list() else { continue }
+            guard let (marker, trustedFrom) = folder.markerState(), var record = try? state.folderRecord(id: id), record.lastError == nil,
+                  let now = try? await MaildirFolderStore(folder: folder).list(), MaildirFolder.coarseClock() >= trustedFrom else { continue }
             var actual: [String: MessageFlags] = [:]
             for case let (.name(name), m) in now { actual[name] = m.flags }
             if actual == expected {

@@ -26,8 +26,8 @@ struct ServerMoves {
     /// Finds and carries out the moves between `work` folders; returns how many were moved.
     func run(session: IMAPSession, work: [IMAPAccountSync.WorkItem]) async throws -> Int {
         try recover(work: work)
-        var sources: [(item: IMAPAccountSync.WorkItem, pairs: [MessagePair])] = []
-        var targets: [(item: IMAPAccountSync.WorkItem, since: UID)] = []
+        struct Involved { var item: IMAPAccountSync.WorkItem; var lostSince: ModSeq?; var lost = false; var arrivedSince: UID? }
+        var involved: [Involved] = []
         for item in work where item.created == nil {
             guard let status = item.status, let messages = status.messages, let now = status.uidNext else { continue }
             let record = try state.folderRecord(id: item.record)
@@ -35,33 +35,69 @@ struct ServerMoves {
             // Unchanged on the server (same UIDNEXT and HIGHESTMODSEQ): neither side of a move.
             if now == known, let modseq = status.highestModSeq, modseq == record.highestModSeq { continue }
             let arrived = max(0, Int(now.rawValue) - Int(known.rawValue))
-            // A COUNT first; the pairs are loaded only for a folder that lost messages.
-            guard messages < (try state.pairCount(in: item.record)) + arrived || arrived > 0 else { continue }
-            let pairs = try state.pairs(in: item.record).filter { ($0.uid?.rawValue ?? 0) != 0 && $0.localName != nil }
-            if messages < pairs.count + arrived { sources.append((item, pairs)) }   // something vanished
-            if arrived > 0 { targets.append((item, known)) }
-        }
-        guard !sources.isEmpty, !targets.isEmpty else { return 0 }
-        if sources.count == 1 && targets.count == 1 && sources[0].item.record == targets[0].item.record { return 0 }
-
-        // One EXAMINE per folder involved (no UNSELECT in between: EXAMINE is read-only, the
-        // next one simply replaces it): which known UIDs are gone, and the Message-ID and size
-        // of what arrived.
-        var gone: [FolderID: [MessagePair]] = [:]
-        var arrivals: [(item: IMAPAccountSync.WorkItem, uid: UID, flags: [Flag], key: [UInt8])] = []
-        var involved: [IMAPAccountSync.WorkItem] = []
-        for item in sources.map(\.item) + targets.map(\.item) where !involved.contains(where: { $0.record == item.record }) {
-            involved.append(item)
-        }
-        for item in involved {
-            _ = try await session.select(item.mailbox, readOnly: true)
-            if let pairs = sources.first(where: { $0.item.record == item.record })?.pairs {
-                let existing = try await session.search([.all])
-                gone[item.record] = pairs.filter { !existing.contains($0.uid!) }
+            let lost = messages < (try state.pairCount(in: item.record)) + arrived   // something vanished
+            if lost || arrived > 0 {
+                involved.append(Involved(item: item, lostSince: record.highestModSeq, lost: lost, arrivedSince: arrived > 0 ? known : nil))
             }
-            if let since = targets.first(where: { $0.item.record == item.record })?.since {
-                let (messages, _) = try await session.fetch(UIDSet.from(since), items: [.uid, .flags, .rfc822Size, .headerFields(["MESSAGE-ID"])])
-                for m in messages {
+        }
+        guard involved.contains(where: \.lost), involved.contains(where: { $0.arrivedSince != nil }) else { return 0 }
+        if involved.count == 1 { return 0 }
+        Trace.mark("server moves: \(involved.count) folder(s) involved")
+
+        // One flight per folder involved (no UNSELECT in between: EXAMINE is read-only, the
+        // next one simply replaces it): EXAMINE; which known UIDs are gone (VANISHED since
+        // the last pass's mod-sequence with QRESYNC, else a UID SEARCH); the Message-ID and
+        // size of what arrived. The two FETCHes cover disjoint UID ranges.
+        let qresync = await session.enabled.contains("QRESYNC")
+        let condstore = await session.capabilities.contains("CONDSTORE")
+        var gone: [(item: IMAPAccountSync.WorkItem, pairs: [MessagePair])] = []
+        var arrivals: [(item: IMAPAccountSync.WorkItem, uid: UID, flags: [Flag], key: [UInt8])] = []
+        for folder in involved {
+            let item = folder.item
+            var commands: [Command] = [.examine(item.mailbox, condstore: condstore, qresync: nil)]
+            let below: UIDSet = folder.arrivedSince.map { $0.rawValue > 1 ? UIDSet(ranges: [1...($0.rawValue - 1)]) : UIDSet() }
+                ?? UIDSet(ranges: [1...UInt32.max])
+            if folder.lost {
+                if qresync, let since = folder.lostSince, !below.isEmpty {
+                    commands.append(.uidFetch(below, [.uid], changedSince: since, vanished: true))
+                } else {
+                    commands.append(.uidSearch(criteria: [.all], returnAll: await session.capabilities.contains("ESEARCH")))
+                }
+            }
+            if let since = folder.arrivedSince {
+                commands.append(.uidFetch(UIDSet.from(since), [.uid, .flags, .rfc822Size, .headerFields(["MESSAGE-ID"])], changedSince: nil, vanished: false))
+            }
+            let results = try await session.pipeline(commands).map { try $0.get() }
+            Trace.mark("server moves: examined \(FolderNaming.displayName(item.folder))")
+            var next = 1
+            if folder.lost {
+                let answer = results[next].untagged
+                next += 1
+                var pairs: [MessagePair] = []
+                if case .uidFetch = commands[1] {
+                    let (_, vanished) = IMAPSession.collectFetches(answer)
+                    if vanished.count <= 256 {
+                        for uid in vanished { if let p = try state.pair(in: item.record, uid: uid), p.localName != nil { pairs.append(p) } }
+                    } else {   // a server without expunge history names every missing UID
+                        pairs = try state.pairs(in: item.record).filter { $0.localName != nil && $0.uid.map(vanished.contains) == true }
+                    }
+                } else {
+                    var existing = UIDSet()
+                    for u in answer {
+                        switch u {
+                        case .search(let numbers, _): existing = UIDSet(ranges: existing.ranges + numbers.map { $0...$0 })
+                        case .esearch(let e): if let all = e.all { existing = UIDSet(ranges: existing.ranges + all.ranges) }
+                        default: break
+                        }
+                    }
+                    pairs = try state.pairs(in: item.record).filter {
+                        ($0.uid?.rawValue ?? 0) != 0 && $0.localName != nil && !existing.contains($0.uid!)
+                    }
+                }
+                if !pairs.isEmpty { gone.append((item, pairs)) }
+            }
+            if let since = folder.arrivedSince {
+                for m in IMAPSession.collectFetches(results[next].untagged).messages {
                     guard let uid = m.uid, uid.rawValue >= since.rawValue, let size = m.size else { continue }
                     let key = MessageIdentity.identity(header: m.sections[Self.section] ?? [], size: size)
                     if MessageIdentity.hasMessageID(key) { arrivals.append((item, uid, m.flags ?? [], key)) }   // only a Message-ID is trusted here
@@ -69,12 +105,12 @@ struct ServerMoves {
             }
         }
         try await session.unselect()
-        guard !arrivals.isEmpty else { return 0 }
+        Trace.mark("server moves: \(arrivals.count) arrival(s), \(gone.count) folder(s) with gone messages")
+        guard !arrivals.isEmpty, !gone.isEmpty else { return 0 }
 
         // The local files of the gone messages, by identity (read only when something arrived).
         var held: [[UInt8]: (item: IMAPAccountSync.WorkItem, pair: MessagePair, file: MaildirMessage)] = [:]
-        for (item, _) in sources {
-            guard let pairs = gone[item.record], !pairs.isEmpty else { continue }
+        for (item, pairs) in gone {
             let folder = store.folder(item.folder)
             guard folder.exists else { continue }
             var files: [String: MaildirMessage] = [:]

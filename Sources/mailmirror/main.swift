@@ -10,6 +10,7 @@ let mailmirrorVersion = "0.1.0"
 
 /// Runs the command line and returns the exit code (DESIGN.md: 0 done, 1 some failure, 2 usage/config).
 func runCommandLine(_ argv: [String]) async -> Int32 {
+    Trace.mark("main")
     let args = argv.dropFirst()
     guard let first = args.first else {
         StandardStream.error.write(usageText)

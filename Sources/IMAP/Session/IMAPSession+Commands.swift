@@ -195,7 +195,25 @@ extension IMAPSession {
         let useQResync = enabled.contains("QRESYNC") ? qresync : nil
         let command: Command = readOnly ? .examine(mailbox, condstore: condstore, qresync: useQResync)
                                         : .select(mailbox, condstore: condstore, qresync: useQResync)
-        let result = try await execute(command)
+        return Self.selectedMailbox(mailbox, from: try await execute(command))
+    }
+
+    /// SELECT (CONDSTORE when offered) and `UID FETCH 1:* (items) (CHANGEDSINCE since
+    /// [VANISHED])` in one flight: the mailbox and what changed in it since `since` (VANISHED
+    /// only with QRESYNC enabled). The caller checks UIDVALIDITY before trusting the changes.
+    public func selectWithChanges(_ mailbox: MailboxName, items: [FetchItem], since: ModSeq) async throws
+        -> (SelectedMailbox, changed: [FetchedMessage], vanished: UIDSet) {
+        let condstore = capabilities.contains("CONDSTORE")
+        let results = try await pipeline([
+            .select(mailbox, condstore: condstore, qresync: nil),
+            .uidFetch(UIDSet(ranges: [1...UInt32.max]), items, changedSince: since, vanished: enabled.contains("QRESYNC")),
+        ])
+        let selected = Self.selectedMailbox(mailbox, from: try results[0].get())
+        let (changed, vanished) = Self.collectFetches(try results[1].get().untagged)
+        return (selected, changed, vanished)
+    }
+
+    static func selectedMailbox(_ mailbox: MailboxName, from result: CommandResult) -> SelectedMailbox {
         var selected = SelectedMailbox(name: mailbox)
         selected.readOnly = result.tagged.code == .readOnly
         var changed: [Int: FetchedMessage] = [:]
@@ -262,7 +280,8 @@ extension IMAPSession {
         return Self.collectFetches(result.untagged)
     }
 
-    static func collectFetches(_ untagged: [UntaggedResponse]) -> (messages: [FetchedMessage], vanished: UIDSet) {
+    /// The FETCH data and VANISHED UIDs among a command's untagged responses.
+    public static func collectFetches(_ untagged: [UntaggedResponse]) -> (messages: [FetchedMessage], vanished: UIDSet) {
         var messages: [FetchedMessage] = []
         var gone = UIDSet()
         for u in untagged {

@@ -232,8 +232,34 @@ public actor IMAPSession {
         }
     }
 
+    /// Sends `commands` back to back, each written before the next (so the server sees them
+    /// in this order, in one round trip), and returns their results in the same order.
+    public func pipeline(_ commands: [Command]) async throws -> [Result<CommandResult, any Error>] {
+        var submitted: [Result<PendingCommand, any Error>] = []
+        for command in commands {
+            do { submitted.append(.success(try await submit(command, kind: Self.kind(of: command)))) }
+            catch { submitted.append(.failure(error)) }
+        }
+        var results: [Result<CommandResult, any Error>] = []
+        for s in submitted {
+            switch s {
+            case .success(let cmd):
+                do { results.append(.success(try await result(of: cmd))) } catch { results.append(.failure(error)) }
+            case .failure(let error):
+                results.append(.failure(error))
+            }
+        }
+        return results
+    }
+
     func execute(_ command: Command, kind: Kind, sink: FetchBodySink? = nil,
                  onContinuation: (@Sendable ([UInt8]) -> [UInt8])? = nil) async throws -> CommandResult {
+        try await result(of: submit(command, kind: kind, sink: sink, onContinuation: onContinuation))
+    }
+
+    /// Writes a command and returns it pending (its result is awaited with `result(of:)`).
+    private func submit(_ command: Command, kind: Kind, sink: FetchBodySink? = nil,
+                        onContinuation: (@Sendable ([UInt8]) -> [UInt8])? = nil) async throws -> PendingCommand {
         if let closedReason { throw closedReason }
         if idleState != nil { await stopIdle() }
         await acquireWrite()
@@ -253,10 +279,10 @@ public actor IMAPSession {
         } catch {
             releaseWrite()
             if cmd.outcome == nil { _ = fatal(error as? IMAPError ?? .closed(peer: peer)) }
-            return try await result(of: cmd)
+            return cmd
         }
         releaseWrite()
-        return try await result(of: cmd)
+        return cmd
     }
 
     private func result(of cmd: PendingCommand) async throws -> CommandResult {

@@ -24,15 +24,33 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
         self.spoolDirectory = spoolDirectory
     }
 
-    /// SELECTs the mailbox (with CONDSTORE when offered).
-    func open() async throws -> SelectedMailbox {
+    /// What a CHANGEDSINCE FETCH sent along with the SELECT returned.
+    struct EarlyChanges: Sendable {
+        var since: ModSeq
+        var messages: [FetchedMessage]
+        var vanished: UIDSet
+    }
+    private static let metadata: [FetchItem] = [.uid, .flags, .internalDate, .rfc822Size]
+
+    /// SELECTs the mailbox (with CONDSTORE when offered). With `changedSince` and QRESYNC
+    /// enabled, the `UID FETCH … (CHANGEDSINCE … VANISHED)` of `listChanges` goes out in the
+    /// same flight (one round trip for both); its answer is kept for `listChanges`, which
+    /// drops it if the mailbox turns out to be another one (UIDVALIDITY).
+    func open(changedSince: ModSeq? = nil) async throws -> SelectedMailbox {
+        if let since = changedSince, await session.enabled.contains("QRESYNC") {
+            let (selectedNow, changed, vanished) = try await session.selectWithChanges(mailbox, items: Self.metadata, since: since)
+            selected = selectedNow
+            early = EarlyChanges(since: since, messages: changed, vanished: vanished)
+            return selectedNow
+        }
         let s = try await session.select(mailbox)
         selected = s
         return s
     }
+    private var early: EarlyChanges?
 
     func list() async throws -> [MessageKey: StoreMessage] {
-        let (messages, _) = try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: [.uid, .flags, .internalDate, .rfc822Size])
+        let (messages, _) = try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: Self.metadata)
         var result: [MessageKey: StoreMessage] = [:]
         for m in messages {
             guard let uid = m.uid else { continue }
@@ -43,32 +61,52 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     }
 
     /// The server's messages from what changed since `modSeq` (CONDSTORE): one CHANGEDSINCE
-    /// FETCH for the changed flags and new messages, one UID SEARCH (ESEARCH: a compact set)
-    /// for which UIDs still exist; every other known message keeps the flags in `known`.
-    /// Two short commands instead of a FETCH line per message.
-    func listChanges(since modSeq: ModSeq, known: [UID: MessageFlags]) async throws -> [MessageKey: StoreMessage] {
-        let (changed, _) = try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: [.uid, .flags, .internalDate, .rfc822Size],
-                                                   changedSince: modSeq)
-        let existing = try await session.search([.all])
+    /// FETCH for the changed flags and new messages; with QRESYNC its VANISHED part says
+    /// which known UIDs are gone, else one UID SEARCH (ESEARCH: a compact set) says which
+    /// still exist. Every other known message keeps the flags in `known`; `alsoKnown`
+    /// (messages left on the server on purpose, with their sizes) are kept as they were.
+    /// Short answers instead of a FETCH line per message.
+    func listChanges(since modSeq: ModSeq, known: [UID: MessageFlags], alsoKnown: [UID: Int64?] = [:]) async throws -> [MessageKey: StoreMessage] {
+        let changed: [FetchedMessage]
+        var gone: (UID) -> Bool
+        if let early, early.since == modSeq {
+            changed = early.messages
+            let vanished = early.vanished
+            gone = { vanished.contains($0) }
+        } else if await session.enabled.contains("QRESYNC") {
+            let fetched = try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: Self.metadata, changedSince: modSeq)
+            changed = fetched.messages
+            gone = { fetched.vanished.contains($0) }
+        } else {
+            changed = try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: Self.metadata, changedSince: modSeq).messages
+            let existing = try await session.search([.all])
+            var unknownNew: [UID] = []
+            let reported = Set(changed.compactMap(\.uid))
+            for uid in existing where known[uid] == nil && alsoKnown[uid] == nil && !reported.contains(uid) { unknownNew.append(uid) }
+            var extra: [FetchedMessage] = []
+            if !unknownNew.isEmpty {   // not reported as changed, yet unknown: fetch them plainly
+                extra = try await session.fetch(UIDSet(unknownNew), items: Self.metadata).messages
+            }
+            return merge(known: known, alsoKnown: alsoKnown, changed: changed + extra) { !existing.contains($0) }
+        }
+        early = nil
+        return merge(known: known, alsoKnown: alsoKnown, changed: changed, gone: gone)
+    }
+
+    private func merge(known: [UID: MessageFlags], alsoKnown: [UID: Int64?], changed: [FetchedMessage],
+                       gone: (UID) -> Bool) -> [MessageKey: StoreMessage] {
         var result: [MessageKey: StoreMessage] = [:]
-        for (uid, flags) in known where existing.contains(uid) {
+        result.reserveCapacity(known.count + changed.count)
+        for (uid, flags) in known where !gone(uid) {
             result[.uid(uid)] = StoreMessage(key: .uid(uid), flags: flags, date: nil, size: nil)
         }
-        var unknownNew: [UID] = []
-        var seen = Set<UID>()
+        for (uid, size) in alsoKnown where !gone(uid) {
+            result[.uid(uid)] = StoreMessage(key: .uid(uid), flags: MessageFlags(), date: nil, size: size)
+        }
         for m in changed {
-            guard let uid = m.uid, existing.contains(uid) else { continue }
-            seen.insert(uid)
+            guard let uid = m.uid, !gone(uid) else { continue }
             if let d = m.internalDate { dates[uid] = d }
             result[.uid(uid)] = StoreMessage(key: .uid(uid), flags: FlagMapping.letters(m.flags ?? []), date: m.internalDate, size: m.size)
-        }
-        for uid in existing where known[uid] == nil && !seen.contains(uid) { unknownNew.append(uid) }
-        if !unknownNew.isEmpty {   // not reported as changed, yet unknown: fetch them plainly
-            for m in try await session.fetch(UIDSet(unknownNew), items: [.uid, .flags, .internalDate, .rfc822Size]).messages {
-                guard let uid = m.uid else { continue }
-                if let d = m.internalDate { dates[uid] = d }
-                result[.uid(uid)] = StoreMessage(key: .uid(uid), flags: FlagMapping.letters(m.flags ?? []), date: m.internalDate, size: m.size)
-            }
         }
         return result
     }
