@@ -60,19 +60,36 @@ public struct MaildirFolder: Sendable, Hashable {
                 let nameBytes = direntName(entry)
                 if nameBytes.first == UInt8(ascii: ".") { continue }   // ., .., and dot-files
                 guard let name = String(validating: nameBytes, as: UTF8.self) else { skipped += 1; continue }
-                let parsed = MessageFileName(parsing: name)
-                var size = parsed.recordedSize
+                let parsed = MessageFileName.split(nameBytes)
+                var size = parsed.size
                 if size == nil || type != UInt8(DT_REG) {
                     var st = stat()
                     guard fstatat(fd, name, &st, Int32(AT_SYMLINK_NOFOLLOW)) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
                     size = size ?? Int64(st.st_size)
                 }
-                messages.append(MaildirMessage(baseName: parsed.baseName, flags: parsed.flags, subdirectory: sub,
+                let baseName = parsed.baseLength == nameBytes.count
+                    ? name : String(decoding: UnsafeBufferPointer(rebasing: nameBytes[..<parsed.baseLength]), as: UTF8.self)
+                messages.append(MaildirMessage(baseName: baseName, flags: parsed.flags, subdirectory: sub,
                                                fileName: name, size: size!))
             }
         }
         let removed = removeStaleTemporaryFiles(now: now)
         return MaildirScan(messages: messages, skippedNames: skipped, removedStaleTemporaryFiles: removed)
+    }
+
+    /// The message with this base name, looked up where it is expected to be (`cur/` with
+    /// `flags`, else `new/` without them) instead of scanning the folder; nil if it is not
+    /// there under either name (it may still be there with other flags: scan then).
+    public func locate(baseName: String, flags: MessageFlags) -> MaildirMessage? {
+        for sub in [MaildirSubdirectory.cur, .new] {
+            let fileName = MessageFileName.fileName(baseName: baseName, flags: sub == .cur ? flags : MessageFlags(), in: sub)
+            var st = stat()
+            guard lstat(path + "/" + sub.rawValue + "/" + fileName, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+            let parsed = MessageFileName(parsing: fileName)
+            return MaildirMessage(baseName: baseName, flags: parsed.flags, subdirectory: sub, fileName: fileName,
+                                  size: parsed.recordedSize ?? Int64(st.st_size))
+        }
+        return nil
     }
 
     /// Deletes files in `tmp/` not modified for 36 hours (a crashed delivery's leftovers).

@@ -93,6 +93,37 @@ public struct MessageFileName: Sendable, Hashable {
         }
     }
 
+    /// Splits a file name's bytes without copying them (the scan's hot path): the length of
+    /// the base name, the flags, whether there is an info suffix, and the `,S=` size.
+    static func split(_ bytes: UnsafeBufferPointer<UInt8>) -> (baseLength: Int, flags: MessageFlags, hasInfo: Bool, size: Int64?) {
+        var baseLength = bytes.count
+        var flags = MessageFlags()
+        var hasInfo = false
+        if let colon = bytes.lastIndex(of: UInt8(ascii: ":")) {
+            baseLength = colon
+            if bytes.count - colon >= 3, bytes[colon + 1] == UInt8(ascii: "2"), bytes[colon + 2] == UInt8(ascii: ",") {
+                flags = MessageFlags(letters: UnsafeBufferPointer(rebasing: bytes[(colon + 3)...]))
+                hasInfo = true
+            }
+        }
+        var size: Int64?
+        var i = 0
+        while i + 3 <= baseLength {
+            if bytes[i] == UInt8(ascii: ","), bytes[i + 1] == UInt8(ascii: "S"), bytes[i + 2] == UInt8(ascii: "=") {
+                var value: Int64 = 0
+                var j = i + 3
+                while j < baseLength, bytes[j] >= 48, bytes[j] <= 57, value < Int64.max / 10 - 10 {
+                    value = value * 10 + Int64(bytes[j] - 48)
+                    j += 1
+                }
+                if j > i + 3 { size = value }
+                break
+            }
+            i += 1
+        }
+        return (baseLength, flags, hasInfo, size)
+    }
+
     /// The file name for a message with `flags` in `subdirectory`: no suffix in `new/`
     /// when there are no flags, `:2,FLAGS` otherwise.
     public static func fileName(baseName: String, flags: MessageFlags, in subdirectory: MaildirSubdirectory) -> String {

@@ -49,7 +49,8 @@ public final class StateStore: @unchecked Sendable {
         try migrate()
     }
 
-    private static func makeDirectory(_ directory: String) throws(StateError) {
+    /// Creates the state directory (mode 0700) and its parents when missing.
+    public static func makeDirectory(_ directory: String) throws(StateError) {
         var current = directory.hasPrefix("/") ? "" : "."
         for part in directory.split(separator: "/") {
             current += "/" + part

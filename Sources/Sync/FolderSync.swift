@@ -74,6 +74,7 @@ struct FolderSync {
         var remote: [UID: MessageFlags] = [:]
         for case let (.uid(uid), m) in farMessages { remote[uid] = m.flags }
         var local: [String: MessageFlags] = [:]
+        local.reserveCapacity(nearMessages.count)
         for case let (.name(name), m) in nearMessages { local[name] = m.flags }
         let planned = knownPairs.compactMap { p in
             p.id.map { PlannedPair(id: $0, uid: p.uid, localName: p.localName, flags: MessageFlags(p.flags)) }
@@ -151,9 +152,7 @@ struct FolderSync {
         for change in plan.localFlags where expected[change.localName] != nil { expected[change.localName] = change.flags }
         for item in plan.deleteLocal { expected[item.localName] = nil }
         for (key, flags) in downloadedNames { expected[key] = flags }
-        let now = (try? await near.list()) ?? [:]
-        var actual: [String: MessageFlags] = [:]
-        for case let (.name(name), m) in now { actual[name] = m.flags }
+        let actual = (try? near.currentFlags()) ?? [:]
         if actual == expected, let stateAtEnd {
             // Trusted once the coarse clock passed the directories' mtimes after the
             // listing (a later change is stamped later); if it has not yet (written in this

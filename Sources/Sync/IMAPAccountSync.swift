@@ -50,6 +50,7 @@ public struct IMAPAccountSync: Sendable {
     /// A logged-in session (credentials resolved once per session).
     public func connect(secret: String) async throws -> IMAPSession {
         let session = try await IMAPSession.connect(host: account.host, port: account.port, security: account.connectionSecurity)
+        Trace.mark("\(account.name): greeted")
         do {
             try await session.login(username: account.username, secret: secret,
                                     mechanism: IMAPAuthMechanism(rawValue: account.auth.rawValue) ?? .auto,
@@ -74,16 +75,25 @@ public struct IMAPAccountSync: Sendable {
 
     public func run() async throws -> AccountReport {
         let secret = try await account.password?.resolve(account: account.name) ?? ""
-        let state = try openState()
-        if !dryRun && mkdir(stateDirectory + "/spool", 0o700) != 0 && errno != EEXIST {
-            throw MaildirError(operation: "create upload spool", path: stateDirectory + "/spool", errno: errno)
-        }
-        let accountID = try state.account(named: account.name, protocol: "imap")
-        let store = MaildirStore(root: account.maildir, layout: account.layout)
         let reused: IMAPSession?
         if let session, await session.closedReason == nil { reused = session } else { reused = nil }
+        // The handshake and login (server round trips) go on while the state opens.
+        let connecting = reused == nil ? Task { try await connect(secret: secret) } : nil
+        let state: StateStore
+        let accountID: AccountID
+        do {
+            state = try openState()
+            if !dryRun && mkdir(stateDirectory + "/spool", 0o700) != 0 && errno != EEXIST {
+                throw MaildirError(operation: "create upload spool", path: stateDirectory + "/spool", errno: errno)
+            }
+            accountID = try state.account(named: account.name, protocol: "imap")
+        } catch {
+            if let connecting, let session = try? await connecting.value { await session.close() }
+            throw error
+        }
+        let store = MaildirStore(root: account.maildir, layout: account.layout)
         let main: IMAPSession
-        if let reused { main = reused } else { main = try await connect(secret: secret) }
+        if let reused { main = reused } else { main = try await connecting!.value }
         Trace.mark("\(account.name): logged in")
         var report = AccountReport()
         do {
@@ -119,11 +129,24 @@ public struct IMAPAccountSync: Sendable {
                 for task in extras { await task.value?.close() }
                 throw error
             }
+            // Folders with nothing to do (checked again: the moves may have touched some) get
+            // no worker; with none left, no worker opens the state or a session.
+            var quiet: [FolderReport] = []
+            work = try work.filter { item in
+                if item.created == nil, try probe.isUnchanged(status: item.status, record: state.folderRecord(id: item.record),
+                                                              folder: store.folder(item.folder)) {
+                    quiet.append(FolderReport(folder: item.folder))
+                    return false
+                }
+                return true
+            }
             let queue = WorkQueue(work)
             let reports = await withTaskGroup(of: [FolderReport].self) { group in
-                group.addTask {
-                    await self.worker(session: main, queue: queue, accountID: accountID, store: store,
-                                      sharedState: self.dryRun ? state : nil)
+                if !work.isEmpty {
+                    group.addTask {
+                        await self.worker(session: main, queue: queue, accountID: accountID, store: store,
+                                          sharedState: self.dryRun ? state : nil)
+                    }
                 }
                 for task in extras {
                     group.addTask {
@@ -138,7 +161,7 @@ public struct IMAPAccountSync: Sendable {
                 for await r in group { all += r }
                 return all
             }
-            report.folders += reports.sorted { $0.folder.lexicographicallyPrecedes($1.folder) }
+            report.folders += (reports + quiet).sorted { $0.folder.lexicographicallyPrecedes($1.folder) }
             Trace.mark("\(account.name): folder passes")
             try await noteSettledMarkers(&report, state: state, store: store)
             Trace.mark("\(account.name): markers settled")
@@ -168,9 +191,7 @@ public struct IMAPAccountSync: Sendable {
             report.folders[i].settle = nil
             let folder = store.folder(report.folders[i].folder)
             guard let (marker, trustedFrom) = folder.markerState(), var record = try? state.folderRecord(id: id), record.lastError == nil,
-                  let now = try? await MaildirFolderStore(folder: folder).list(), MaildirFolder.coarseClock() >= trustedFrom else { continue }
-            var actual: [String: MessageFlags] = [:]
-            for case let (.name(name), m) in now { actual[name] = m.flags }
+                  let actual = try? MaildirFolderStore(folder: folder).currentFlags(), MaildirFolder.coarseClock() >= trustedFrom else { continue }
             if actual == expected {
                 record.localMarker = marker
                 try state.updateFolder(record)

@@ -113,10 +113,14 @@ struct ServerMoves {
         for (item, pairs) in gone {
             let folder = store.folder(item.folder)
             guard folder.exists else { continue }
-            var files: [String: MaildirMessage] = [:]
-            for m in try folder.scan().messages { files[m.baseName] = m }
+            var scanned: [String: MaildirMessage]?   // only if a file is not where its flags say
             for p in pairs {
-                guard let file = files[p.localName!],
+                var found = folder.locate(baseName: p.localName!, flags: FlagMapping.mirrored(MessageFlags(p.flags)))
+                if found == nil {
+                    if scanned == nil { scanned = Dictionary(try folder.scan().messages.map { ($0.baseName, $0) }, uniquingKeysWith: { a, _ in a }) }
+                    found = scanned?[p.localName!]
+                }
+                guard let file = found,
                       let (header, size) = MessageIdentity.headerAndWireSize(folder.filePath(of: file)) else { continue }
                 held[MessageIdentity.identity(header: header, size: size)] = (item, p, file)
             }

@@ -70,12 +70,14 @@ public actor Connection {
                                connectTimeout: Double = 15, ioTimeout: Double = 60) async throws -> Connection {
         let peer = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
         let deadline = monotonicSeconds() + connectTimeout
-        var tlsContext: TLSContext?
-        if let tls {
-            do { tlsContext = try TLSContext.shared(caFile: tls.caFile) }
-            catch { throw TransportError.tlsHandshakeFailed(peer: peer, reason: error.reason) }
+        // The TLS context (OpenSSL setup and CA loading: milliseconds) is made on its own
+        // thread while the address resolves and the TCP connection opens.
+        let contextReady: Task<TLSContext, any Error>? = tls.map { tls in
+            Task { try await runBlocking(label: "mailmirror.tls-context") { try TLSContext.shared(caFile: tls.caFile) } }
         }
-        let addresses = try await AddressResolver.resolve(host: host, port: port)
+        let addresses: [ResolvedAddress]
+        do { addresses = try await AddressResolver.resolve(host: host, port: port) }
+        catch { _ = try? await contextReady?.value; throw error }
         var lastError: TransportError = .connectFailed(peer: peer, reason: "no address to try")
         for address in addresses {
             let remaining = deadline - monotonicSeconds()
@@ -102,7 +104,15 @@ public actor Connection {
                 }
                 continue
             }
-            if let tls, let tlsContext {
+            if let tls {
+                Trace.mark("\(peer): TCP connected")
+                let tlsContext: TLSContext
+                do { tlsContext = try await contextReady!.value }
+                catch {
+                    await connection.close()
+                    throw TransportError.tlsHandshakeFailed(peer: peer, reason: (error as? TLSContextError)?.reason ?? "\(error)")
+                }
+                Trace.mark("\(peer): TLS context ready")
                 do {
                     try await connection.handshake(context: tlsContext, configuration: tls,
                                                    timeout: max(deadline - monotonicSeconds(), 1))

@@ -75,7 +75,7 @@ enum SyncCommand {
 
     static func syncIMAP(_ account: AccountConfiguration, config: Configuration, dryRun: Bool, force: Bool, logger: Logger) async -> Outcome {
         do {
-            if !dryRun { _ = try StateStore.open(directory: config.general.stateDirectory) }   // creates state_dir
+            if !dryRun { try StateStore.makeDirectory(config.general.stateDirectory) }   // for the lock
             let lock = dryRun ? nil : try AccountLock(stateDirectory: config.general.stateDirectory, account: account.name)
             defer { withExtendedLifetime(lock) {} }
             var sync = IMAPAccountSync(account: account, stateDirectory: config.general.stateDirectory, logger: logger,

@@ -64,6 +64,9 @@ public actor IMAPSession {
         /// The UIDs a UID FETCH/STORE/COPY/MOVE names: FETCH data is routed by UID, since a
         /// server may run pipelined commands on different messages in parallel.
         var uids: UIDSet?
+        /// UIDs this command already got FETCH data for (commands naming up to 1,024 UIDs):
+        /// two pending FETCHes of one UID each get one answer, not the first both.
+        var answered: Set<UID>?
         var untagged: [UntaggedResponse] = []
         var outcome: Result<CommandResult, IMAPError>?
         var waiter: CheckedContinuation<CommandResult, Error>?
@@ -269,7 +272,9 @@ public actor IMAPSession {
         let cmd = PendingCommand(tag: tag, name: command.name, kind: kind, sink: sink)
         commandCounts[Self.countKey(command), default: 0] += 1
         switch command {
-        case .uidFetch(let set, _, _, _), .uidStore(let set, _, _, _, _): cmd.uids = set
+        case .uidFetch(let set, _, _, _), .uidStore(let set, _, _, _, _):
+            cmd.uids = set
+            if set.count <= 1024 { cmd.answered = [] }
         default: break
         }
         pending.append(cmd)
@@ -497,9 +502,11 @@ public actor IMAPSession {
                 // data cannot say which it answers (a STORE that changed nothing sends none).
                 // The FETCH needs it; a STORE's echo is only informational.
                 func claims(_ kind: Kind) -> PendingCommand? {
-                    pending.first { $0.kind == kind && $0.outcome == nil && $0.uids?.contains(uid) == true }
+                    pending.first { $0.kind == kind && $0.outcome == nil && $0.uids?.contains(uid) == true && $0.answered?.contains(uid) != true }
+                        ?? pending.first { $0.kind == kind && $0.outcome == nil && $0.uids?.contains(uid) == true }
                 }
                 target = claims(.fetch) ?? claims(.store) ?? firstPending(.select)
+                target?.answered?.insert(uid)
             } else {
                 target = firstPending(.fetch, .store, .select)
             }

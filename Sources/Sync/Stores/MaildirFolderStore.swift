@@ -19,11 +19,23 @@ final class MaildirFolderStore: FolderStore {
         let scan = folder.exists ? try folder.scan() : MaildirScan.empty
         skippedNames = scan.skippedNames
         files = [:]
+        files.reserveCapacity(scan.messages.count)
         var result: [MessageKey: StoreMessage] = [:]
+        result.reserveCapacity(scan.messages.count)
         for m in scan.messages {
             files[m.baseName] = m
             result[.name(m.baseName)] = StoreMessage(key: .name(m.baseName), flags: m.flags, date: nil, size: m.size)
         }
+        return result
+    }
+
+    /// The folder's messages as they are now (base name → flags), without touching what
+    /// `list` noted: to check what a pass left behind.
+    func currentFlags() throws -> [String: MessageFlags] {
+        let scan = folder.exists ? try folder.scan() : MaildirScan.empty
+        var result: [String: MessageFlags] = [:]
+        result.reserveCapacity(scan.messages.count)
+        for m in scan.messages { result[m.baseName] = m.flags }
         return result
     }
 
