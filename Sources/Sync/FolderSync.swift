@@ -152,7 +152,10 @@ struct FolderSync {
         for change in plan.localFlags where expected[change.localName] != nil { expected[change.localName] = change.flags }
         for item in plan.deleteLocal { expected[item.localName] = nil }
         for (key, flags) in downloadedNames { expected[key] = flags }
-        let actual = (try? near.currentFlags()) ?? [:]
+        // Nobody else touched the folder (its watch saw only this pass's changes): it holds
+        // what the pass expects, no need to list it again.
+        let untouched = near.witness?.untouchedByOthers() == true
+        let actual = untouched ? expected : (try? near.currentFlags()) ?? [:]
         if actual == expected, let stateAtEnd {
             // Trusted once the coarse clock passed the directories' mtimes after the
             // listing (a later change is stamped later); if it has not yet (written in this
@@ -161,7 +164,7 @@ struct FolderSync {
                 record.localMarker = stateAtEnd.marker
             } else {
                 record.localMarker = nil
-                if !dryRun { report.settle = (record.id, expected, stateAtEnd.trustedFrom) }
+                if !dryRun { report.settle = (record.id, expected, stateAtEnd.trustedFrom, stateAtEnd.marker, untouched ? near.witness : nil) }
             }
         } else {
             record.localMarker = markerBeforeScan

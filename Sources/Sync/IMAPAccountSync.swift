@@ -185,18 +185,27 @@ public struct IMAPAccountSync: Sendable {
         let pending = report.folders.indices.filter { report.folders[$0].settle != nil }
         guard let latest = pending.compactMap({ report.folders[$0].settle?.trustedFrom }).max() else { return }
         let wait = latest - MaildirFolder.coarseClock()
+        Trace.mark("\(account.name): \(pending.count) folder(s) to settle, waiting \(max(0, wait) / 1000) µs")
         if wait > 0 && wait < 100_000_000 { try await Task.sleep(for: .nanoseconds(wait + 1_000_000)) }
+        var settled: [FolderRecord] = []
         for i in pending {
-            guard let (id, expected, _) = report.folders[i].settle else { continue }
+            guard let (id, expected, _, markerAtEnd, witness) = report.folders[i].settle else { continue }
             report.folders[i].settle = nil
             let folder = store.folder(report.folders[i].folder)
-            guard let (marker, trustedFrom) = folder.markerState(), var record = try? state.folderRecord(id: id), record.lastError == nil,
-                  let actual = try? MaildirFolderStore(folder: folder).currentFlags(), MaildirFolder.coarseClock() >= trustedFrom else { continue }
+            Trace.mark("settle: start")
+            guard let (marker, trustedFrom) = folder.markerState(), var record = try? state.folderRecord(id: id), record.lastError == nil else { continue }
+            Trace.mark("settle: record read")
+            // Still watched and nobody else touched it: no need to list it.
+            let untouched = witness?.untouchedByOthers() == true && marker == markerAtEnd
+            guard let actual = untouched ? expected : try? MaildirFolderStore(folder: folder).currentFlags(),
+                  MaildirFolder.coarseClock() >= trustedFrom else { continue }
+            Trace.mark("\(FolderNaming.displayName(report.folders[i].folder)): settled (\(untouched ? "watched" : "listed"))")
             if actual == expected {
                 record.localMarker = marker
-                try state.updateFolder(record)
+                settled.append(record)
             }
         }
+        try state.transaction { for record in settled { try state.updateFolder(record) } }
     }
 
     func worker(session: IMAPSession, queue: WorkQueue, accountID: AccountID, store: MaildirStore,

@@ -15,7 +15,16 @@ final class MaildirFolderStore: FolderStore {
 
     init(folder: MaildirFolder) { self.folder = folder }
 
+    /// Watches the folder from the first listing on, so the pass can tell at its end whether
+    /// anyone else changed it (nil when inotify is not available: the pass lists again).
+    private(set) var witness: FolderChangeWitness?
+    private var watching = false
+
     func list() async throws -> [MessageKey: StoreMessage] {
+        if !watching && folder.exists {
+            watching = true
+            witness = FolderChangeWitness(folder: folder)
+        }
         let scan = folder.exists ? try folder.scan() : MaildirScan.empty
         skippedNames = scan.skippedNames
         files = [:]
@@ -45,7 +54,12 @@ final class MaildirFolderStore: FolderStore {
             var flags = file.flags
             for l in change.add.letters { flags.insert(l) }
             for l in change.remove.letters { flags.remove(l) }
-            files[name] = try folder.setFlags(file, to: flags)
+            let renamed = try folder.setFlags(file, to: flags)
+            if renamed.relativePath != file.relativePath {
+                witness?.expectRemoved(file.fileName, from: file.subdirectory)
+                witness?.expectAdded(renamed.fileName, to: renamed.subdirectory)
+            }
+            files[name] = renamed
         }
     }
 
@@ -53,6 +67,7 @@ final class MaildirFolderStore: FolderStore {
         for key in keys {
             guard case .name(let name) = key, let file = files[name] else { continue }
             try folder.remove(file)
+            witness?.expectRemoved(file.fileName, from: file.subdirectory)
             files[name] = nil
         }
     }
@@ -86,7 +101,7 @@ final class MaildirFolderStore: FolderStore {
         }
     }
 
-    func incoming() throws -> IncomingBatch { MaildirIncomingBatch(folder: folder) }
+    func incoming() throws -> IncomingBatch { MaildirIncomingBatch(folder: folder, witness: witness) }
 
     func recover(token: String, since marker: UID?) async throws -> MessageKey? {
         let present = try folder.scan().messages
@@ -104,8 +119,11 @@ final class MaildirIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed 
     var current: MessageKey?
     var completed: [MessageKey] = []
 
-    init(folder: MaildirFolder) {
+    let witness: FolderChangeWitness?
+
+    init(folder: MaildirFolder, witness: FolderChangeWitness? = nil) {
         self.folder = folder
+        self.witness = witness
         batch = DeliveryBatch(folder: folder)
     }
 
@@ -142,6 +160,7 @@ final class MaildirIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed 
 
     func commit() async throws -> [MessageKey: MessageKey] {
         let delivered = try batch.commit()
+        for message in delivered { witness?.expectAdded(message.fileName, to: message.subdirectory) }
         abortUnused()
         var mapping: [MessageKey: MessageKey] = [:]
         for (key, message) in zip(completed, delivered) { mapping[key] = .name(message.baseName) }
