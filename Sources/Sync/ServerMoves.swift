@@ -52,9 +52,11 @@ struct ServerMoves {
         let condstore = await session.capabilities.contains("CONDSTORE")
         var gone: [(item: IMAPAccountSync.WorkItem, pairs: [MessagePair])] = []
         var arrivals: [(item: IMAPAccountSync.WorkItem, uid: UID, flags: [Flag], key: [UInt8])] = []
+        var commands: [Command] = []
+        var firstCommand: [Int] = []
         for folder in involved {
-            let item = folder.item
-            var commands: [Command] = [.examine(item.mailbox, condstore: condstore, qresync: nil)]
+            firstCommand.append(commands.count)
+            commands.append(.examine(folder.item.mailbox, condstore: condstore, qresync: nil))
             let below: UIDSet = folder.arrivedSince.map { $0.rawValue > 1 ? UIDSet(ranges: [1...($0.rawValue - 1)]) : UIDSet() }
                 ?? UIDSet(ranges: [1...UInt32.max])
             if folder.lost {
@@ -67,14 +69,22 @@ struct ServerMoves {
             if let since = folder.arrivedSince {
                 commands.append(.uidFetch(UIDSet.from(since), [.uid, .flags, .rfc822Size, .headerFields(["MESSAGE-ID"])], changedSince: nil, vanished: false))
             }
-            let results = try await session.pipeline(commands).map { try $0.get() }
-            Trace.mark("server moves: examined \(FolderNaming.displayName(item.folder))")
+        }
+        // Every folder's commands in one flight: the server answers in order, and a folder's
+        // FETCH data arrives while its own FETCH is the first one pending for those UIDs.
+        let answers = try await session.pipeline(commands)
+        Trace.mark("server moves: \(involved.count) folder(s) examined")
+        for (index, folder) in involved.enumerated() {
+            let item = folder.item
+            let range = firstCommand[index]..<(index + 1 < firstCommand.count ? firstCommand[index + 1] : commands.count)
+            // A folder that cannot be examined (gone meanwhile) takes no part; its pass reports it.
+            guard let results = try? answers[range].map({ try $0.get() }) else { continue }
             var next = 1
             if folder.lost {
                 let answer = results[next].untagged
                 next += 1
                 var pairs: [MessagePair] = []
-                if case .uidFetch = commands[1] {
+                if case .uidFetch = commands[range.lowerBound + 1] {
                     let (_, vanished) = IMAPSession.collectFetches(answer)
                     if vanished.count <= 256 {
                         for uid in vanished { if let p = try state.pair(in: item.record, uid: uid), p.localName != nil { pairs.append(p) } }
@@ -104,7 +114,7 @@ struct ServerMoves {
                 }
             }
         }
-        try await session.unselect()
+        try? await session.unselect()   // fails only when the last EXAMINE did (nothing selected)
         Trace.mark("server moves: \(arrivals.count) arrival(s), \(gone.count) folder(s) with gone messages")
         guard !arrivals.isEmpty, !gone.isEmpty else { return 0 }
 

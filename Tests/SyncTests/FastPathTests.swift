@@ -83,4 +83,34 @@ extension FastPathTests {
         #expect(report.folders.first { $0.folder == ["INBOX"] }?.flagChanges == 3)
         #expect(a.localMessages("INBOX").filter { $0.flags.contains(Maildir.MessageFlags.flagged) }.count == 3)
     }
+
+    /// With QRESYNC, expunges arrive as VANISHED in the answer to the CHANGEDSINCE FETCH sent
+    /// with the SELECT: no UID SEARCH of every message, and the expunged ones go locally.
+    @Test func expungesArriveAsVanishedWithoutASearch() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("INBOX", (1...30).map { mail("v\($0)") })
+        _ = try await a.sync()
+        let s = try await a.session()
+        _ = try await s.select(.inbox)
+        try await s.deleteMessages(UIDSet([UID(4), UID(5), UID(20)]))
+        try await s.store(UIDSet([UID(9)]), .add, [.seen])
+        await s.logout()
+        let config = try ConfigurationLoader.load(path: a.config)
+        var sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
+                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let session = try await sync.connect(secret: a.user.password)
+        #expect(await session.enabled.contains("QRESYNC"))
+        sync.session = session
+        let report = try await sync.run()
+        let counts = await session.commandCounts
+        let fetched = await session.fetchResponseCount
+        await session.logout()
+        #expect(counts["UID SEARCH"] == nil, "\(counts)")
+        #expect(counts["SELECT"] == 1, "\(counts)")
+        #expect(fetched == 1, "only the one changed message is fetched")
+        let inbox = try #require(report.folders.first { $0.folder == ["INBOX"] })
+        #expect(inbox.deleted == 3 && inbox.flagChanges == 1)
+        #expect(a.localMessages("INBOX").count == 27)
+    }
 }

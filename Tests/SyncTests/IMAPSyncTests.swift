@@ -231,6 +231,17 @@ import TestSupport
         #expect(status.standardOutput.contains("1 too large left on the server (UID 3: "), "\(status.standardOutput)")
         let json = try await runMailmirror(["status", "--config", a.config, "--json"])
         #expect(json.standardOutput.contains("\"skipped\":[{\"uid\":3,\"size\":"))
+        // An incremental pass (CHANGEDSINCE: the skipped message did not change) keeps it
+        // listed and still leaves both on the server.
+        let s2 = try await a.session()
+        _ = try await s2.append([AppendMessage(flags: [], internalDate: Int64(time(nil)), source: BytesMessageSource(mail("later")))], to: .inbox)
+        await s2.logout()
+        let again = try await a.sync()
+        #expect(again.status == 0, "\(again.standardError)")
+        #expect(again.standardOutput.contains("work/INBOX: 1 down, 1 too large, left on the server"), "\(again.standardOutput)")
+        let after = try await runMailmirror(["status", "--config", a.config])
+        #expect(after.standardOutput.contains("1 too large left on the server (UID 3: "), "\(after.standardOutput)")
+        #expect(a.localMessages("INBOX").count == 3)   // recent, local-old, later
     }
 
     @Test func dryRunChangesNothing() async throws {
