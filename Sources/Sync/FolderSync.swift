@@ -205,7 +205,10 @@ struct FolderSync {
             var journal: [MessageKey: JournalID] = [:]
             do {
                 let tokens = try batch.prepare(chunk)
-                try state.transaction(durability: .full) {
+                // The journal must be on disk before any message is visible at its destination:
+                // its own fsync (FULL), unless the destination's commit flushes the file system
+                // the state lives on anyway (Maildir deliveries: syncfs before the renames).
+                try state.transaction(durability: batch.commitFlushes(fileSystemOf: state.path) ? .normal : .full) {
                     for key in chunk {
                         var entry = JournalEntry(account: accountID, folder: record.id, kind: kind, token: tokens[key],
                                                  uidNextBefore: marker, flags: flags[key].map { FlagMapping.mirrored($0).description },

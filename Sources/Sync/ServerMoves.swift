@@ -118,7 +118,13 @@ struct ServerMoves {
         Trace.mark("server moves: \(arrivals.count) arrival(s), \(gone.count) folder(s) with gone messages")
         guard !arrivals.isEmpty, !gone.isEmpty else { return 0 }
 
-        // The local files of the gone messages, by identity (read only when something arrived).
+        // The local files of the gone messages, by identity (read only when something arrived):
+        // the header first, and the whole file (for its size in CRLF form) only when its
+        // Message-ID is one that arrived.
+        var arrivedIDs = Set<[UInt8]>()
+        for arrival in arrivals {
+            if let bar = arrival.key.lastIndex(of: UInt8(ascii: "|")) { arrivedIDs.insert(Array(arrival.key[3..<bar])) }   // "id:" … "|size"
+        }
         var held: [[UInt8]: (item: IMAPAccountSync.WorkItem, pair: MessagePair, file: MaildirMessage)] = [:]
         for (item, pairs) in gone {
             let folder = store.folder(item.folder)
@@ -131,7 +137,9 @@ struct ServerMoves {
                     found = scanned?[p.localName!]
                 }
                 guard let file = found,
-                      let (header, size) = MessageIdentity.headerAndWireSize(folder.filePath(of: file)) else { continue }
+                      let (header, _) = MessageIdentity.headerAndWireSize(folder.filePath(of: file), headerOnly: true),
+                      let id = MessageIdentity.headerFields(header)["message-id"], arrivedIDs.contains(id),
+                      let (_, size) = MessageIdentity.headerAndWireSize(folder.filePath(of: file)) else { continue }
                 held[MessageIdentity.identity(header: header, size: size)] = (item, p, file)
             }
         }

@@ -45,6 +45,9 @@ public protocol IncomingBatch: AnyObject {
     func end() throws
     /// Makes the received messages durable; returns source key → new key in this store.
     func commit() async throws -> [MessageKey: MessageKey]
+    /// Whether `commit` flushes the whole file system holding `path` before anything becomes
+    /// visible (a journal written there needs no fsync of its own).
+    func commitFlushes(fileSystemOf path: String) -> Bool
     /// Drops whatever was received and not committed.
     func abort()
 }

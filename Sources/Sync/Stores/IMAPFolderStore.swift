@@ -204,6 +204,8 @@ final class ExportSink: FetchBodySink, @unchecked Sendable {
 /// UIDPLUS, from searching each token.
 final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by one transfer at a time
     let store: IMAPFolderStore
+    /// An APPEND makes a message visible on the server: nothing local is flushed first.
+    func commitFlushes(fileSystemOf path: String) -> Bool { false }
     var tokens: [MessageKey: String] = [:]
     var spooled: [(key: MessageKey, path: String, flags: MessageFlags, date: Int64?)] = []
     private var fd: Int32 = -1

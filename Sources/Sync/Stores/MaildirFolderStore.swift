@@ -167,6 +167,12 @@ final class MaildirIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed 
         return mapping
     }
 
+    /// `DeliveryBatch.commit` runs syncfs on the folder's file system before the renames.
+    func commitFlushes(fileSystemOf path: String) -> Bool {
+        var a = stat(), b = stat()
+        return stat(path, &a) == 0 && stat(folder.path, &b) == 0 && a.st_dev == b.st_dev
+    }
+
     private func abortUnused() {
         for writer in writers.values { writer.abort() }
         writers = [:]
