@@ -112,8 +112,11 @@ public enum FolderPlanner {
     /// - Parameters:
     ///   - remote: UID → mirrored letters of every message on the server.
     ///   - local: base name → all letters of every message file.
+    ///   - totals: how many messages each side holds, when `remote`, `local` and `pairs` are
+    ///     only the part that changed (an incremental pass): the mass-deletion guard weighs
+    ///     deletions against the whole folder.
     public static func plan(remote: [UID: MessageFlags], local: [String: MessageFlags],
-                            pairs: [PlannedPair], policy: SyncPolicy) -> FolderPlan {
+                            pairs: [PlannedPair], policy: SyncPolicy, totals: (remote: Int, local: Int)? = nil) -> FolderPlan {
         var plan = FolderPlan()
         var pairedUIDs = Set<UID>()
         var pairedNames = Set<String>()
@@ -152,12 +155,12 @@ public enum FolderPlanner {
         }
 
         // Mass-deletion guard, per direction, against the side's count before the pass.
-        if heldBack(remoteDeletions.count, of: remote.count, policy) {
+        if heldBack(remoteDeletions.count, of: totals?.remote ?? remote.count, policy) {
             plan.heldRemoteDeletions = remoteDeletions.count
         } else {
             plan.deleteRemote = remoteDeletions
         }
-        if heldBack(localDeletions.count, of: local.count, policy) {
+        if heldBack(localDeletions.count, of: totals?.local ?? local.count, policy) {
             plan.heldLocalDeletions = localDeletions.count
         } else {
             plan.deleteLocal = localDeletions

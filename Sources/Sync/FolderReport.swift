@@ -17,7 +17,10 @@ public struct FolderReport: Sendable {
     /// Messages re-matched after a UIDVALIDITY change (nil when it did not change).
     public var rematched: Int?
     /// What the pass left in a Maildir it wrote to just now, for noting its marker later.
-    var settle: (record: FolderID, expected: [String: MessageFlags], trustedFrom: Int64, marker: String, witness: FolderChangeWitness?)?
+    var settle: (record: FolderID, expected: [String: MessageFlags]?, trustedFrom: Int64, marker: String, witness: FolderChangeWitness?)?
+    /// The pass worked from the server's changes alone (the Maildir had not changed): no
+    /// scan of the folder, no load of every pair.
+    public var incremental = false
     /// Left on the server by max_message_size.
     public var skippedTooLarge = 0
     public var created: String?

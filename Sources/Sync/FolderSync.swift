@@ -49,6 +49,7 @@ struct FolderSync {
             report.rematched = outcome.matched
         }
         if !dryRun { report.recovered = try await recover(record: record, far: far, near: near, marker: selected.uidNext, log: log) }
+        if try await syncChangesOnly(far: far, near: near, selected: selected, record: &record, report: &report, log: log) { return report }
 
         let knownPairs = try state.pairs(in: record.id)
         let farMessages: [MessageKey: StoreMessage]
@@ -98,15 +99,7 @@ struct FolderSync {
             log.warn("\(skipped.count) message(s) larger than max_message_size (\(account.maxMessageSize ?? 0) bytes) left on the server; `mailmirror status` lists them")
         }
         report.skippedTooLarge = skipped.count
-        report.heldDeletions = plan.heldRemoteDeletions + plan.heldLocalDeletions
-        if plan.heldRemoteDeletions > 0 {
-            log.warn("\(plan.heldRemoteDeletions) of \(remote.count) messages deleted locally would be deleted on the server (more than max_delete_fraction = \(account.maxDeleteFraction)); held — run `mailmirror sync --force` to let them through")
-        }
-        if plan.heldLocalDeletions > 0 {
-            log.warn("\(plan.heldLocalDeletions) of \(local.count) local messages would be deleted because the server expunged them (more than max_delete_fraction = \(account.maxDeleteFraction)); held — run `mailmirror sync --force` to let them through")
-        }
-        report.flagChanges = plan.localFlags.count + plan.remoteFlags.count
-        report.deleted = plan.deleteLocal.count + plan.deleteRemote.count
+        count(plan, remoteTotal: remote.count, localTotal: local.count, into: &report, log: log)
         if !dryRun { try state.replaceSkipped(in: record.id, skipped) }
         if dryRun {
             report.downloaded = plan.downloads.count
@@ -114,6 +107,88 @@ struct FolderSync {
             return report
         }
 
+        try await carryOut(plan, far: far, near: near, farMessages: farMessages, nearMessages: nearMessages, local: local,
+                           localIsComplete: true, markerBeforeScan: markerBeforeScan, selected: selected,
+                           record: &record, report: &report, log: log)
+        return report
+    }
+
+    /// Counts what a plan does into the report, and warns about deletions it holds back.
+    func count(_ plan: FolderPlan, remoteTotal: Int, localTotal: Int, into report: inout FolderReport, log: Logger) {
+        report.heldDeletions = plan.heldRemoteDeletions + plan.heldLocalDeletions
+        if plan.heldRemoteDeletions > 0 {
+            log.warn("\(plan.heldRemoteDeletions) of \(remoteTotal) messages deleted locally would be deleted on the server (more than max_delete_fraction = \(account.maxDeleteFraction)); held — run `mailmirror sync --force` to let them through")
+        }
+        if plan.heldLocalDeletions > 0 {
+            log.warn("\(plan.heldLocalDeletions) of \(localTotal) local messages would be deleted because the server expunged them (more than max_delete_fraction = \(account.maxDeleteFraction)); held — run `mailmirror sync --force` to let them through")
+        }
+        report.flagChanges = plan.localFlags.count + plan.remoteFlags.count
+        report.deleted = plan.deleteLocal.count + plan.deleteRemote.count
+    }
+
+    /// An incremental pass, when the Maildir did not change since the last pass (its marker,
+    /// read once the folder is watched) and the server said what changed and what vanished
+    /// (QRESYNC, in the flight of the SELECT): only the pairs those name are loaded and only
+    /// their files looked up where the pairs say they are — no scan of the folder, no load
+    /// of every pair; the cost follows the changes, not the folder's size. Returns false,
+    /// having changed nothing, when any of that does not hold: the full pass follows.
+    func syncChangesOnly(far: IMAPFolderStore, near: MaildirFolderStore, selected: SelectedMailbox,
+                         record: inout FolderRecord, report: inout FolderReport, log: Logger) async throws -> Bool {
+        guard policy.direction == .both, !dryRun, report.recovered == 0, report.rematched == nil, record.lastError == nil,
+              account.maxMessageSize == nil, account.maxAge == nil,
+              let since = record.highestModSeq, let validity = record.uidValidity, selected.uidValidity == validity, !selected.noModSeq,
+              let marker = record.localMarker, let (changed, vanished) = far.earlyChanges(since: since), vanished.count <= 10_000,
+              try state.skipped(in: record.id).isEmpty else { return false }
+        near.startWatching()   // before the marker is read: a change after it is seen by the watch
+        guard near.witness != nil, near.folder.changeMarker() == marker else { return false }
+        var pairs: [MessagePair] = []
+        var remote: [UID: MessageFlags] = [:]
+        var farMessages: [MessageKey: StoreMessage] = [:]
+        for m in changed {
+            guard let uid = m.uid, !vanished.contains(uid) else { continue }
+            let flags = FlagMapping.letters(m.flags ?? [])
+            remote[uid] = flags
+            farMessages[.uid(uid)] = StoreMessage(key: .uid(uid), flags: flags, date: m.internalDate, size: m.size)
+            if let p = try state.pair(in: record.id, uid: uid) { pairs.append(p) }
+        }
+        for uid in vanished { if let p = try state.pair(in: record.id, uid: uid) { pairs.append(p) } }
+        var files: [MaildirMessage] = []
+        var local: [String: MessageFlags] = [:]
+        var nearMessages: [MessageKey: StoreMessage] = [:]
+        for p in pairs {
+            // Only plain pairs, each file exactly where its agreed flags put it.
+            guard let name = p.localName, name != PlannedPair.goneLocal, (p.uid?.rawValue ?? 0) != 0,
+                  let file = near.folder.locate(baseName: name, flags: MessageFlags(p.flags)) else { return false }
+            files.append(file)
+            local[name] = file.flags
+            nearMessages[.name(name)] = StoreMessage(key: .name(name), flags: file.flags, date: nil, size: file.size)
+        }
+        Trace.mark("\(FolderNaming.displayName(report.folder)): \(pairs.count) pair(s) touched, \(remote.count) changed on the server")
+        near.adopt(files)
+        report.incremental = true
+        let planned = pairs.compactMap { p in
+            p.id.map { PlannedPair(id: $0, uid: p.uid, localName: p.localName, flags: MessageFlags(p.flags)) }
+        }
+        let localTotal = try state.pairCount(in: record.id)
+        let plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy,
+                                      totals: (remote: selected.exists, local: localTotal))
+        count(plan, remoteTotal: selected.exists, localTotal: localTotal, into: &report, log: log)
+        try await carryOut(plan, far: far, near: near, farMessages: farMessages, nearMessages: nearMessages, local: local,
+                           localIsComplete: false, markerBeforeScan: marker, selected: selected,
+                           record: &record, report: &report, log: log)
+        return true
+    }
+
+    /// Carries out a plan: flags and deletions on both sides, the transfers, then the
+    /// folder's record (the server as SELECT saw it; the Maildir's marker when nobody else
+    /// changed the folder meanwhile). `local` is every message file when `localIsComplete`,
+    /// else only those the plan touches (an incremental pass: then only the folder's watch
+    /// can vouch for the rest).
+    func carryOut(_ plan: FolderPlan, far: IMAPFolderStore, near: MaildirFolderStore,
+                  farMessages: [MessageKey: StoreMessage], nearMessages: [MessageKey: StoreMessage], local: [String: MessageFlags],
+                  localIsComplete: Bool, markerBeforeScan: String?, selected: SelectedMailbox,
+                  record: inout FolderRecord, report: inout FolderReport, log: Logger) async throws {
+        let name = FolderNaming.displayName(report.folder)
         // Flags and deletions: idempotent, so a crash in between is settled by the next plan.
         try await near.apply(plan.localFlags.compactMap { change in
             guard let current = local[change.localName] else { return nil }
@@ -155,7 +230,7 @@ struct FolderSync {
         // Nobody else touched the folder (its watch saw only this pass's changes): it holds
         // what the pass expects, no need to list it again.
         let untouched = near.witness?.untouchedByOthers() == true
-        let actual = untouched ? expected : (try? near.currentFlags()) ?? [:]
+        let actual = untouched ? expected : localIsComplete ? (try? near.currentFlags()) ?? [:] : nil
         if actual == expected, let stateAtEnd {
             // Trusted once the coarse clock passed the directories' mtimes after the
             // listing (a later change is stamped later); if it has not yet (written in this
@@ -164,7 +239,7 @@ struct FolderSync {
                 record.localMarker = stateAtEnd.marker
             } else {
                 record.localMarker = nil
-                if !dryRun { report.settle = (record.id, expected, stateAtEnd.trustedFrom, stateAtEnd.marker, untouched ? near.witness : nil) }
+                if !dryRun { report.settle = (record.id, localIsComplete ? expected : nil, stateAtEnd.trustedFrom, stateAtEnd.marker, untouched ? near.witness : nil) }
             }
         } else {
             record.localMarker = markerBeforeScan
@@ -176,7 +251,6 @@ struct FolderSync {
             : nil
         try state.updateFolder(record)
         Trace.mark("\(name): done")
-        return report
     }
 
     /// Whether a pass over the folder would find nothing to do: the server says nothing moved
@@ -220,8 +294,11 @@ struct FolderSync {
                         journal[key] = try state.addJournalEntry(entry)
                     }
                 }
+                Trace.mark("\(label): journaled \(chunk.count)")
                 try await source.export(chunk, flags: flags, into: batch)
+                Trace.mark("\(label): received")
                 let mapping = try await batch.commit()
+                Trace.mark("\(label): durable")
                 try state.transaction {
                     var pairs: [MessagePair] = []
                     for (from, to) in mapping {

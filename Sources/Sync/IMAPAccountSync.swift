@@ -192,18 +192,18 @@ public struct IMAPAccountSync: Sendable {
             guard let (id, expected, _, markerAtEnd, witness) = report.folders[i].settle else { continue }
             report.folders[i].settle = nil
             let folder = store.folder(report.folders[i].folder)
-            Trace.mark("settle: start")
             guard let (marker, trustedFrom) = folder.markerState(), var record = try? state.folderRecord(id: id), record.lastError == nil else { continue }
-            Trace.mark("settle: record read")
-            // Still watched and nobody else touched it: no need to list it.
+            // Still watched and nobody else touched it: no need to list it. Otherwise a fresh
+            // listing must show what the pass left (an incremental pass knows only what it
+            // touched: without the watch it cannot tell, and the next pass looks again).
             let untouched = witness?.untouchedByOthers() == true && marker == markerAtEnd
-            guard let actual = untouched ? expected : try? MaildirFolderStore(folder: folder).currentFlags(),
-                  MaildirFolder.coarseClock() >= trustedFrom else { continue }
-            Trace.mark("\(FolderNaming.displayName(report.folders[i].folder)): settled (\(untouched ? "watched" : "listed"))")
-            if actual == expected {
-                record.localMarker = marker
-                settled.append(record)
+            if !untouched {
+                guard let expected, let actual = try? MaildirFolderStore(folder: folder).currentFlags(), actual == expected else { continue }
             }
+            guard MaildirFolder.coarseClock() >= trustedFrom else { continue }
+            Trace.mark("\(FolderNaming.displayName(report.folders[i].folder)): settled (\(untouched ? "watched" : "listed"))")
+            record.localMarker = marker
+            settled.append(record)
         }
         try state.transaction { for record in settled { try state.updateFolder(record) } }
     }

@@ -113,4 +113,67 @@ extension FastPathTests {
         #expect(inbox.deleted == 3 && inbox.flagChanges == 1)
         #expect(a.localMessages("INBOX").count == 27)
     }
+
+    /// Only the server changed: the pass works from its changes alone (the pairs they name,
+    /// the files where those pairs say they are) and ends where a full pass would. A file
+    /// not where its pair says (an extra letter only this Maildir knows) sends the pass
+    /// back to a full one, with the same outcome.
+    @Test func serverOnlyChangesAreCarriedIncrementally() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("INBOX", (1...20).map { mail("i\($0)") })
+        _ = try await a.sync()
+        try await maildirSettles()
+        _ = try await a.sync()   // notes the settled Maildir
+        let config = try ConfigurationLoader.load(path: a.config)
+        func pass() async throws -> FolderReport {
+            let sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
+                                       logger: Logger(level: .error), force: false, dryRun: false)
+            return try #require(try await sync.run().folders.first { $0.folder == ["INBOX"] })
+        }
+        let s = try await a.session()
+        _ = try await s.select(.inbox)
+        try await s.deleteMessages(UIDSet([UID(2), UID(7)]))
+        try await s.store(UIDSet([UID(3), UID(11)]), .add, [.flagged])
+        try await s.store(UIDSet([UID(4)]), .add, [.seen, .answered])
+        await s.logout()
+        try await a.append("INBOX", [mail("i21"), mail("i22")], flags: [.seen])
+        let server = try await pass()
+        #expect(server.incremental)
+        #expect(server.deleted == 2 && server.flagChanges == 3 && server.downloaded == 2, "\(server)")
+        let local = a.localMessages("INBOX")
+        #expect(local.count == 20)
+        #expect(local.filter { $0.flags.contains(Maildir.MessageFlags.flagged) }.count == 2)
+        #expect(local.filter { $0.flags == Maildir.MessageFlags("RS") }.count == 1)
+        #expect(local.filter { $0.flags == Maildir.MessageFlags("S") }.count == 2)   // the two new ones
+
+        // A letter only the Maildir knows (no IMAP meaning) on a message the server changes:
+        // the file is not where its pair says, so the pass is a full one, with the same result.
+        try await maildirSettles()
+        _ = try await pass()   // notes the settled Maildir
+        let folder = Maildir.MaildirStore(root: a.maildir, layout: .fs).folder(["INBOX"])
+        let i5 = try #require(a.localMessages("INBOX").first { String(decoding: $0.body, as: UTF8.self).contains("of i5\n") })
+        let target = try #require(try folder.scan().messages.first { $0.fileName == i5.name })
+        _ = try folder.setFlags(target, to: Maildir.MessageFlags("a"))
+        try await maildirSettles()
+        _ = try await pass()   // the local change itself: a full pass, then settled
+        try await maildirSettles()
+        _ = try await pass()
+        let control = try await a.session()   // another message: still incremental
+        _ = try await control.select(.inbox)
+        try await control.store(UIDSet([UID(6)]), .add, [.flagged])
+        await control.logout()
+        #expect(try await pass().incremental)
+        try await maildirSettles()
+        _ = try await pass()
+        let s2 = try await a.session()
+        _ = try await s2.select(.inbox)
+        try await s2.store(UIDSet([UID(5)]), .add, [.flagged])
+        await s2.logout()
+        let fallback = try await pass()
+        #expect(!fallback.incremental)
+        #expect(fallback.flagChanges == 1)
+        let flagged = try #require(try folder.scan().messages.first { $0.baseName == target.baseName })
+        #expect(flagged.flags == Maildir.MessageFlags("Fa"))
+    }
 }

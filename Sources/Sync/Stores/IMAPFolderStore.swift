@@ -49,6 +49,14 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     }
     private var early: EarlyChanges?
 
+    /// What changed since `since` (and which UIDs vanished), if that went out with the
+    /// SELECT and QRESYNC reported the vanished ones; nil otherwise.
+    func earlyChanges(since: ModSeq) -> (changed: [FetchedMessage], vanished: UIDSet)? {
+        guard let early, early.since == since else { return nil }
+        for m in early.messages { if let uid = m.uid, let d = m.internalDate { dates[uid] = d } }
+        return (early.messages, early.vanished)
+    }
+
     func list() async throws -> [MessageKey: StoreMessage] {
         let (messages, _) = try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: Self.metadata)
         var result: [MessageKey: StoreMessage] = [:]

@@ -20,11 +20,22 @@ final class MaildirFolderStore: FolderStore {
     private(set) var witness: FolderChangeWitness?
     private var watching = false
 
-    func list() async throws -> [MessageKey: StoreMessage] {
+    /// Starts the folder's watch (once; a no-op when the folder does not exist yet).
+    func startWatching() {
         if !watching && folder.exists {
             watching = true
             witness = FolderChangeWitness(folder: folder)
         }
+    }
+
+    /// Takes these files as the folder's known messages without scanning it (an incremental
+    /// pass found them where their pairs say they are).
+    func adopt(_ messages: [MaildirMessage]) {
+        for m in messages { files[m.baseName] = m }
+    }
+
+    func list() async throws -> [MessageKey: StoreMessage] {
+        startWatching()
         let scan = folder.exists ? try folder.scan() : MaildirScan.empty
         skippedNames = scan.skippedNames
         files = [:]
@@ -167,8 +178,10 @@ final class MaildirIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed 
         return mapping
     }
 
-    /// `DeliveryBatch.commit` runs syncfs on the folder's file system before the renames.
+    /// `DeliveryBatch.commit` runs syncfs on the folder's file system before the renames
+    /// (for more than a few messages).
     func commitFlushes(fileSystemOf path: String) -> Bool {
+        guard DeliveryBatch.flushesFileSystem(committing: writers.count) else { return false }
         var a = stat(), b = stat()
         return stat(path, &a) == 0 && stat(folder.path, &b) == 0 && a.st_dev == b.st_dev
     }
