@@ -21,6 +21,8 @@ public struct FolderReport: Sendable {
     /// The pass worked from the server's changes alone (the Maildir had not changed): no
     /// scan of the folder, no load of every pair.
     public var incremental = false
+    /// Messages moved into this folder on the server, renamed here instead of downloaded.
+    public var movedHere = 0
     /// Left on the server by max_message_size.
     public var skippedTooLarge = 0
     public var created: String?
@@ -33,6 +35,7 @@ public struct FolderReport: Sendable {
         var parts: [String] = []
         if let created { parts.append(created) }
         if downloaded > 0 { parts.append("\(downloaded) down") }
+        if movedHere > 0 { parts.append("\(movedHere) moved here on the server") }
         if uploaded > 0 { parts.append("\(uploaded) up") }
         if flagChanges > 0 { parts.append("\(flagChanges) flag change\(flagChanges == 1 ? "" : "s")") }
         if deleted > 0 { parts.append("\(deleted) deleted") }

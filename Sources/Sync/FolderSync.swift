@@ -21,6 +21,8 @@ struct FolderSync {
     /// Messages per transfer batch: one journal commit, one durable delivery, one state commit.
     var transferBatch = 250
     var progress: ProgressLine?
+    /// Where this account's passes meet to carry server moves (nil: no move possible).
+    var broker: MoveBroker?
 
     func sync(far: IMAPFolderStore, near: MaildirFolderStore, folder: [String], record initial: FolderRecord,
               status: MailboxStatus? = nil) async throws -> FolderReport {
@@ -37,7 +39,11 @@ struct FolderSync {
         // in between (no journal to recover).
         let quick = try policy.direction == .both && record.lastError == nil && !dryRun && record.uidValidity != nil
             && state.pendingJournalCount(in: record.id) == 0
-        let selected = try await far.open(changedSince: quick ? record.highestModSeq : nil)
+        // New messages (UIDNEXT grew, per LIST-STATUS) get a FETCH of their own in that flight,
+        // with their Message-ID when they may be moves.
+        let grew = status.map { $0.uidNext != record.uidNext } ?? true
+        let selected = try await far.open(changedSince: quick ? record.highestModSeq : nil, newFrom: grew ? record.uidNext : nil,
+                                          identities: broker?.targets.contains(record.id) == true)
         Trace.mark("\(name): selected")
         if let known = record.uidValidity, let now = selected.uidValidity, known != now {
             if dryRun { throw SyncError.uidValidityChanged(was: known, now: now) }
@@ -107,8 +113,9 @@ struct FolderSync {
             return report
         }
 
+        let pairsByID = Dictionary(knownPairs.compactMap { p in p.id.map { ($0, p) } }, uniquingKeysWith: { a, _ in a })
         try await carryOut(plan, far: far, near: near, farMessages: farMessages, nearMessages: nearMessages, local: local,
-                           localIsComplete: true, markerBeforeScan: markerBeforeScan, selected: selected,
+                           localIsComplete: true, markerBeforeScan: markerBeforeScan, selected: selected, pairs: pairsByID,
                            record: &record, report: &report, log: log)
         return report
     }
@@ -173,8 +180,9 @@ struct FolderSync {
         let plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy,
                                       totals: (remote: selected.exists, local: localTotal))
         count(plan, remoteTotal: selected.exists, localTotal: localTotal, into: &report, log: log)
+        let pairsByID = Dictionary(pairs.compactMap { p in p.id.map { ($0, p) } }, uniquingKeysWith: { a, _ in a })
         try await carryOut(plan, far: far, near: near, farMessages: farMessages, nearMessages: nearMessages, local: local,
-                           localIsComplete: false, markerBeforeScan: marker, selected: selected,
+                           localIsComplete: false, markerBeforeScan: marker, selected: selected, pairs: pairsByID,
                            record: &record, report: &report, log: log)
         return true
     }
@@ -184,11 +192,16 @@ struct FolderSync {
     /// changed the folder meanwhile). `local` is every message file when `localIsComplete`,
     /// else only those the plan touches (an incremental pass: then only the folder's watch
     /// can vouch for the rest).
-    func carryOut(_ plan: FolderPlan, far: IMAPFolderStore, near: MaildirFolderStore,
+    func carryOut(_ planned: FolderPlan, far: IMAPFolderStore, near: MaildirFolderStore,
                   farMessages: [MessageKey: StoreMessage], nearMessages: [MessageKey: StoreMessage], local: [String: MessageFlags],
-                  localIsComplete: Bool, markerBeforeScan: String?, selected: SelectedMailbox,
+                  localIsComplete: Bool, markerBeforeScan: String?, selected: SelectedMailbox, pairs: [Int64: MessagePair],
                   record: inout FolderRecord, report: inout FolderReport, log: Logger) async throws {
         let name = FolderNaming.displayName(report.folder)
+        var plan = planned
+        // Server moves: gone messages wait for claims; arrivals parked elsewhere are renamed here.
+        let parked = await parkGone(&plan, pairs: pairs, near: near, record: record)
+        let movedHere = try await claimArrivals(&plan, farMessages: farMessages, far: far, near: near, record: record, log: log)
+        report.movedHere = movedHere.count
         // Flags and deletions: idempotent, so a crash in between is settled by the next plan.
         try await near.apply(plan.localFlags.compactMap { change in
             guard let current = local[change.localName] else { return nil }
@@ -216,8 +229,14 @@ struct FolderSync {
 
         Trace.mark("\(name): transferred")
         record.uidValidity = selected.uidValidity
-        record.uidNext = selected.uidNext
-        record.highestModSeq = selected.highestModSeq
+        if parked.isEmpty {
+            record.uidNext = selected.uidNext
+            record.highestModSeq = selected.highestModSeq
+        } else {
+            // Parked messages are settled once every pass is over; until then the folder's
+            // old position stays noted, so that a crash brings their vanishing back.
+            await broker?.hold(record.id, at: .init(uidNext: selected.uidNext, highestModSeq: selected.highestModSeq))
+        }
         // The server is noted as SELECT saw it (a change racing with the pass is never hidden;
         // after our own server writes the next pass runs once more and finds nothing). The
         // Maildir is noted as it is now only if a fresh listing shows exactly what this pass
@@ -227,6 +246,7 @@ struct FolderSync {
         for change in plan.localFlags where expected[change.localName] != nil { expected[change.localName] = change.flags }
         for item in plan.deleteLocal { expected[item.localName] = nil }
         for (key, flags) in downloadedNames { expected[key] = flags }
+        for (key, flags) in movedHere { expected[key] = flags }
         // Nobody else touched the folder (its watch saw only this pass's changes): it holds
         // what the pass expects, no need to list it again.
         let untouched = near.witness?.untouchedByOthers() == true

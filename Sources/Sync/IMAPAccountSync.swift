@@ -115,10 +115,8 @@ public struct IMAPAccountSync: Sendable {
                 Task { try? await connect(secret: secret) }
             }
             do {
-                if !dryRun && policy.propagatesRemoteDeletions {
-                    report.movedLocally = try await ServerMoves(state: state, accountID: accountID, store: store,
-                                                                logger: logger.with(context: account.name)).run(session: main, work: all)
-                    Trace.mark("\(account.name): server moves")
+                if !dryRun {   // server moves a crash interrupted: the pair follows the file
+                    try ServerMoves(state: state, accountID: accountID, store: store, logger: logger).recover(work: all)
                 }
                 if !dryRun && policy.writesRemote && policy.writesLocal {
                     report.movedOnServer = try await LocalMoves(account: account, state: state, accountID: accountID, store: store,
@@ -140,19 +138,34 @@ public struct IMAPAccountSync: Sendable {
                 }
                 return true
             }
+            // Server moves are met during the passes (`MoveBroker`): folders that lost messages
+            // go first, so their gone files are parked before the folders that gained some look.
+            var moves: MoveBroker?
+            if !dryRun && policy.propagatesRemoteDeletions && policy.writesLocal {
+                let (sources, targets) = try ServerMoves.candidates(work, state: state)
+                if !sources.isEmpty {
+                    func rank(_ item: WorkItem) -> Int {
+                        sources.contains(item.record) ? (targets.contains(item.record) ? 1 : 0) : 2
+                    }
+                    work = work.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
+                    moves = MoveBroker(order: work.map(\.record), sources: sources, targets: targets)
+                }
+            }
+            let broker = moves
             let queue = WorkQueue(work)
             let reports = await withTaskGroup(of: [FolderReport].self) { group in
                 if !work.isEmpty {
                     group.addTask {
                         await self.worker(session: main, queue: queue, accountID: accountID, store: store,
-                                          sharedState: self.dryRun ? state : nil)
+                                          sharedState: self.dryRun ? state : nil, broker: broker)
                     }
                 }
                 for task in extras {
                     group.addTask {
                         guard let session = await task.value else { return [] }
                         Trace.mark("\(self.account.name): another session")
-                        let reports = await self.worker(session: session, queue: queue, accountID: accountID, store: store, sharedState: nil)
+                        let reports = await self.worker(session: session, queue: queue, accountID: accountID, store: store,
+                                                        sharedState: nil, broker: broker)
                         await session.logout()
                         return reports
                     }
@@ -162,6 +175,8 @@ public struct IMAPAccountSync: Sendable {
                 return all
             }
             report.folders += (reports + quiet).sorted { $0.folder.lexicographicallyPrecedes($1.folder) }
+            if let broker { try await settleMoves(broker, report: &report, state: state) }
+            report.movedLocally = report.folders.reduce(0) { $0 + $1.movedHere }
             Trace.mark("\(account.name): folder passes")
             try await noteSettledMarkers(&report, state: state, store: store)
             Trace.mark("\(account.name): markers settled")
@@ -174,6 +189,39 @@ public struct IMAPAccountSync: Sendable {
             if reused == nil { await main.close() }
             try? state.recordAccountPass(accountID, completedAt: nil, error: "\(error)")
             throw error
+        }
+    }
+
+    /// Once every folder pass is over: deletes the parked messages nobody claimed (the
+    /// server expunged them), notes each losing folder's server position that its pass held
+    /// back, and has its Maildir marker noted again by its watch (its files changed after
+    /// its pass ended). A crash before this leaves the old position noted: the next pass
+    /// sees the same messages vanish and finishes the job.
+    func settleMoves(_ broker: MoveBroker, report: inout AccountReport, state: StateStore) async throws {
+        let settled = await broker.settle()
+        for p in settled.flatMap(\.unclaimed) {
+            try p.folder.remove(p.file)
+            p.witness?.expectRemoved(p.file.fileName, from: p.file.subdirectory)
+        }
+        try state.transaction {
+            for (id, _, unclaimed, position) in settled {
+                try state.deletePairs(ids: unclaimed.compactMap(\.pair.id))
+                var record = try state.folderRecord(id: id)
+                if let position, record.lastError == nil {
+                    record.uidNext = position.uidNext
+                    record.highestModSeq = position.highestModSeq
+                }
+                record.localMarker = nil
+                try state.updateFolder(record)
+            }
+        }
+        for (id, claimed, unclaimed, _) in settled {
+            guard let folder = (claimed + unclaimed).first?.folder,
+                  let index = report.folders.firstIndex(where: { $0.folder == folder.name }) else { continue }
+            report.folders[index].deleted -= claimed.count   // moved, not deleted
+            if let witness = (claimed + unclaimed).first?.witness, let (marker, trustedFrom) = folder.markerState() {
+                report.folders[index].settle = (id, nil, trustedFrom, marker, witness)
+            }
         }
     }
 
@@ -209,11 +257,12 @@ public struct IMAPAccountSync: Sendable {
     }
 
     func worker(session: IMAPSession, queue: WorkQueue, accountID: AccountID, store: MaildirStore,
-                sharedState: StateStore?) async -> [FolderReport] {
+                sharedState: StateStore?, broker: MoveBroker?) async -> [FolderReport] {
         var reports: [FolderReport] = []
         let state: StateStore
         do { state = try sharedState ?? openState() } catch {
             while let item = await queue.next() {
+                await broker?.finish(item.record)
                 var r = FolderReport(folder: item.folder)
                 r.error = "\(error)"
                 reports.append(r)
@@ -222,6 +271,7 @@ public struct IMAPAccountSync: Sendable {
         }
         var sync = FolderSync(account: account, state: state, accountID: accountID, policy: policy, logger: logger, dryRun: dryRun)
         sync.progress = progress
+        sync.broker = broker
         while let item = await queue.next() {
             do {
                 let far = IMAPFolderStore(session: session, mailbox: item.mailbox, spoolDirectory: stateDirectory + "/spool")
@@ -230,7 +280,9 @@ public struct IMAPAccountSync: Sendable {
                                             status: item.status)
                 r.created = item.created
                 reports.append(r)
+                await broker?.finish(item.record)
             } catch {
+                await broker?.finish(item.record)   // nobody waits on a failed pass
                 var r = FolderReport(folder: item.folder)
                 r.error = "\(error)"
                 logger.error("\(account.name)/\(FolderNaming.displayName(item.folder)): \(error)")

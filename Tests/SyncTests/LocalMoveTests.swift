@@ -198,3 +198,53 @@ extension LocalMoveTests {
         #expect(try await a.serverMessages("INBOX").count == 1)
     }
 }
+
+extension LocalMoveTests {
+    /// Server moves are met during the folder passes: with one connection (the passes run
+    /// one after the other) and with several (they run side by side), the moved messages are
+    /// renamed, not downloaded; a message expunged at the same time that arrived nowhere is
+    /// deleted once the passes are over, and the next pass finds nothing to do.
+    @Test(arguments: [1, 3]) func serverMovesWithConnections(_ connections: Int) async throws {
+        let a = try SyncAccount(fixture, extra: "connections = \(connections)")
+        defer { a.dir.remove() }
+        try await a.append("INBOX", (1...6).map { mail("w\($0)") })
+        try await a.append("Archive", [mail("w7")])
+        try await a.append("Lists", [mail("w8")])
+        _ = try await a.sync()
+        try await maildirSettles()
+        _ = try await a.sync()
+
+        // Another client moves w2 and w5 to Archive and w3 to Lists, expunges w6, and a new
+        // message arrives in Lists.
+        let s = try await a.session()
+        _ = try await s.select(.inbox)
+        _ = try await s.move(UIDSet([UID(2), UID(5)]), to: MailboxName("Archive"))
+        _ = try await s.move(UIDSet([UID(3)]), to: MailboxName("Lists"))
+        try await s.deleteMessages(UIDSet([UID(6)]))
+        await s.logout()
+        try await a.append("Lists", [mail("w9")])
+
+        let config = try ConfigurationLoader.load(path: a.config)
+        let sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
+                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let report = try await sync.run()
+        #expect(report.movedLocally == 3, "\(report.folders)")
+        let byName = Dictionary(report.folders.map { ($0.folder, $0) }, uniquingKeysWith: { a, _ in a })
+        #expect(byName[["INBOX"]]?.deleted == 1, "only w6 was deleted; the others moved")
+        #expect(byName[["Archive"]]?.downloaded == 0 && byName[["Archive"]]?.movedHere == 2)
+        #expect(byName[["Lists"]]?.downloaded == 1 && byName[["Lists"]]?.movedHere == 1)
+        func bodies(_ folder: String) -> [String] {
+            a.localMessages(folder).map { String(decoding: $0.body, as: UTF8.self) }.map { b in
+                (1...9).first { b.contains("<w\($0)@") }.map { "w\($0)" } ?? "?"
+            }.sorted()
+        }
+        #expect(bodies("INBOX") == ["w1", "w4"])
+        #expect(bodies("Archive") == ["w2", "w5", "w7"])
+        #expect(bodies("Lists") == ["w3", "w8", "w9"])
+
+        try await maildirSettles()
+        let again = try await sync.run()
+        #expect(again.folders.allSatisfy { $0.summary == nil && $0.error == nil }, "\(again.folders)")
+        #expect(try await a.serverMessages("INBOX").count == 2)
+    }
+}

@@ -201,15 +201,30 @@ extension IMAPSession {
     /// SELECT (CONDSTORE when offered) and `UID FETCH 1:* (items) (CHANGEDSINCE since
     /// [VANISHED])` in one flight: the mailbox and what changed in it since `since` (VANISHED
     /// only with QRESYNC enabled). The caller checks UIDVALIDITY before trusting the changes.
-    public func selectWithChanges(_ mailbox: MailboxName, items: [FetchItem], since: ModSeq) async throws
+    ///
+    /// With `newFrom` (the UIDNEXT of the last look), the messages from there on are fetched
+    /// whole by their own FETCH (with `items` + `newItems`, e.g. a header field) and the
+    /// CHANGEDSINCE one covers only the UIDs below: disjoint ranges, so the two answers
+    /// never mix even when the server runs both at once.
+    public func selectWithChanges(_ mailbox: MailboxName, items: [FetchItem], since: ModSeq,
+                                  newFrom: UID? = nil, newItems: [FetchItem] = []) async throws
         -> (SelectedMailbox, changed: [FetchedMessage], vanished: UIDSet) {
         let condstore = capabilities.contains("CONDSTORE")
-        let results = try await pipeline([
-            .select(mailbox, condstore: condstore, qresync: nil),
-            .uidFetch(UIDSet(ranges: [1...UInt32.max]), items, changedSince: since, vanished: enabled.contains("QRESYNC")),
-        ])
+        var commands: [Command] = [.select(mailbox, condstore: condstore, qresync: nil)]
+        let below = newFrom.map { $0.rawValue > 1 ? UIDSet(ranges: [1...($0.rawValue - 1)]) : UIDSet() } ?? UIDSet(ranges: [1...UInt32.max])
+        if !below.isEmpty { commands.append(.uidFetch(below, items, changedSince: since, vanished: enabled.contains("QRESYNC"))) }
+        if let newFrom { commands.append(.uidFetch(UIDSet.from(newFrom), items + newItems, changedSince: nil, vanished: false)) }
+        let results = try await pipeline(commands)
         let selected = Self.selectedMailbox(mailbox, from: try results[0].get())
-        let (changed, vanished) = Self.collectFetches(try results[1].get().untagged)
+        var changed: [FetchedMessage] = []
+        var vanished = UIDSet()
+        for (index, result) in results.enumerated().dropFirst() {
+            var (messages, gone) = Self.collectFetches(try result.get().untagged)
+            // "N:*" names the last message when there is none from N on: that is no new one.
+            if let newFrom, index == results.count - 1 { messages.removeAll { ($0.uid?.rawValue ?? 0) < newFrom.rawValue } }
+            changed += messages
+            vanished = UIDSet(ranges: vanished.ranges + gone.ranges)
+        }
         return (selected, changed, vanished)
     }
 

@@ -36,11 +36,19 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     /// enabled, the `UID FETCH … (CHANGEDSINCE … VANISHED)` of `listChanges` goes out in the
     /// same flight (one round trip for both); its answer is kept for `listChanges`, which
     /// drops it if the mailbox turns out to be another one (UIDVALIDITY).
-    func open(changedSince: ModSeq? = nil) async throws -> SelectedMailbox {
+    ///
+    /// With `newFrom` (the UIDNEXT of the last pass) the new messages are fetched by a FETCH
+    /// of their own in that flight, with their Message-ID when `identities` (move detection).
+    func open(changedSince: ModSeq? = nil, newFrom: UID? = nil, identities: Bool = false) async throws -> SelectedMailbox {
         if let since = changedSince, await session.enabled.contains("QRESYNC") {
-            let (selectedNow, changed, vanished) = try await session.selectWithChanges(mailbox, items: Self.metadata, since: since)
+            let (selectedNow, changed, vanished) = try await session.selectWithChanges(
+                mailbox, items: Self.metadata, since: since, newFrom: newFrom, newItems: identities ? [Self.identityItem] : [])
             selected = selectedNow
             early = EarlyChanges(since: since, messages: changed, vanished: vanished)
+            if identities, let newFrom {
+                arrivalHeaders = [:]
+                for m in changed where (m.uid?.rawValue ?? 0) >= newFrom.rawValue { arrivalHeaders![m.uid!] = m.sections[Self.identitySection] ?? [] }
+            }
             return selectedNow
         }
         let s = try await session.select(mailbox)
@@ -48,6 +56,22 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
         return s
     }
     private var early: EarlyChanges?
+    private static let identityItem = FetchItem.headerFields(["MESSAGE-ID"])
+    private static let identitySection = Array("HEADER.FIELDS (MESSAGE-ID)".utf8)
+    /// The Message-ID header of the new messages, when the SELECT's flight asked for it.
+    private var arrivalHeaders: [UID: [UInt8]]?
+
+    /// The Message-ID header field (as sent) of each of `uids`, from the SELECT's flight or
+    /// else one FETCH.
+    func messageIDHeaders(of uids: [UID]) async throws -> [UID: [UInt8]] {
+        if let arrivalHeaders, uids.allSatisfy({ arrivalHeaders[$0] != nil }) { return arrivalHeaders }
+        guard !uids.isEmpty else { return [:] }
+        var result: [UID: [UInt8]] = [:]
+        for m in try await session.fetch(UIDSet(uids), items: [.uid, Self.identityItem]).messages {
+            if let uid = m.uid { result[uid] = m.sections[Self.identitySection] ?? [] }
+        }
+        return result
+    }
 
     /// What changed since `since` (and which UIDs vanished), if that went out with the
     /// SELECT and QRESYNC reported the vanished ones; nil otherwise.

@@ -28,6 +28,9 @@ final class MaildirFolderStore: FolderStore {
         }
     }
 
+    /// The file of a message as the last listing (or adoption) found it.
+    func file(named baseName: String) -> MaildirMessage? { files[baseName] }
+
     /// Takes these files as the folder's known messages without scanning it (an incremental
     /// pass found them where their pairs say they are).
     func adopt(_ messages: [MaildirMessage]) {

@@ -1,0 +1,94 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import IMAP
+import Maildir
+import State
+import Support
+
+/// A folder pass's part in carrying server moves (`MoveBroker`): park the gone messages,
+/// and claim the arrivals that match messages parked by other folders.
+extension FolderSync {
+    /// Parks this pass's gone messages (expunged on the server) that carry a Message-ID,
+    /// instead of deleting them now: they leave `plan.deleteLocal`. Returns their names.
+    func parkGone(_ plan: inout FolderPlan, pairs: [Int64: MessagePair], near: MaildirFolderStore, record: FolderRecord) async -> Set<String> {
+        guard let broker, broker.sources.contains(record.id) else { return [] }
+        var items: [(messageID: [UInt8], parked: MoveBroker.Parked)] = []
+        var kept: [FolderPlan.PairName] = []
+        var names = Set<String>()
+        for gone in plan.deleteLocal {
+            guard let pair = pairs[gone.pairID], let file = near.file(named: gone.localName),
+                  let (header, _) = MessageIdentity.headerAndWireSize(near.folder.filePath(of: file), headerOnly: true),
+                  let id = MessageIdentity.headerFields(header)["message-id"], !id.isEmpty else {
+                kept.append(gone)
+                continue
+            }
+            items.append((id, MoveBroker.Parked(source: record.id, folder: near.folder, pair: pair, file: file, witness: near.witness)))
+            names.insert(gone.localName)
+        }
+        plan.deleteLocal = kept
+        await broker.park(record.id, items)
+        return names
+    }
+
+    /// Renames into this folder the messages parked by other folders that match arrivals
+    /// here (same Message-ID, same size in CRLF form), instead of downloading them: they
+    /// leave `plan.downloads`. Journaled (FULL) before the renames, like every transfer.
+    /// Returns the files now here (base name → flags).
+    func claimArrivals(_ plan: inout FolderPlan, farMessages: [MessageKey: StoreMessage], far: IMAPFolderStore,
+                       near: MaildirFolderStore, record: FolderRecord, log: Logger) async throws -> [String: MessageFlags] {
+        guard let broker, broker.targets.contains(record.id), !plan.downloads.isEmpty else { return [:] }
+        await broker.waitForParking(by: record.id)
+        let headers = try await far.messageIDHeaders(of: plan.downloads)
+        var claims: [(uid: UID, flags: MessageFlags, parked: MoveBroker.Parked)] = []
+        for uid in plan.downloads {
+            guard let header = headers[uid], let id = MessageIdentity.headerFields(header)["message-id"], !id.isEmpty,
+                  let arrival = farMessages[.uid(uid)], let size = arrival.size else { continue }
+            for candidate in await broker.candidates(id, for: record.id) {
+                guard let (_, wire) = MessageIdentity.headerAndWireSize(candidate.folder.filePath(of: candidate.file)), wire == size else { continue }
+                if await broker.take(candidate) {
+                    claims.append((uid, arrival.flags, candidate))
+                    break
+                }
+            }
+        }
+        guard !claims.isEmpty else { return [:] }
+        let journal = try state.transaction(durability: .full) {
+            try claims.map { c in
+                try state.addJournalEntry(JournalEntry(
+                    account: accountID, folder: c.parked.source, kind: .serverMove, uid: c.parked.pair.uid,
+                    localName: c.parked.pair.localName, token: String(c.uid.rawValue), flags: c.flags.description,
+                    targetFolder: record.id, created: Int64(time(nil))))
+            }
+        }
+        var arrived: [String: MessageFlags] = [:]
+        var pairs: [MessagePair] = []
+        var claimed = Set<UID>()
+        for c in claims {
+            do {
+                let renamed = try c.parked.folder.move(c.parked.file, to: near.folder, flags: FlagMapping.mirrored(c.flags))
+                c.parked.witness?.expectRemoved(c.parked.file.fileName, from: c.parked.file.subdirectory)
+                near.witness?.expectAdded(renamed.fileName, to: renamed.subdirectory)
+                arrived[renamed.baseName] = renamed.flags
+                var pair = c.parked.pair
+                pair.folder = record.id
+                pair.uid = c.uid
+                pair.flags = FlagMapping.mirrored(c.flags).description
+                pairs.append(pair)
+                claimed.insert(c.uid)
+            } catch {
+                // Nothing is lost: the file stays where it was (its folder deletes it, as the
+                // server expunged it there) and the message is downloaded here instead.
+                await broker.release(c.parked)
+                log.warn("\(FolderNaming.displayName(c.parked.folder.name)) → here: could not move the local file (\(error)); the message is downloaded instead")
+            }
+        }
+        try state.transaction {
+            for pair in pairs { try state.updatePair(pair) }
+            for id in journal { try state.resolveJournalEntry(id) }
+        }
+        plan.downloads.removeAll { claimed.contains($0) }
+        if !claimed.isEmpty { log.info("\(claimed.count) message(s) moved here on the server renamed locally (not downloaded again)") }
+        return arrived
+    }
+}
