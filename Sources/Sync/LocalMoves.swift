@@ -31,12 +31,18 @@ struct LocalMoves {
         try await recover(session: session, work: work)
         var gone: [String: (IMAPAccountSync.WorkItem, MessagePair)] = [:]
         var appeared: [String: (item: IMAPAccountSync.WorkItem, file: MaildirMessage)] = [:]
-        for item in work {
+        // A move touches both folders' directories: a folder whose Maildir is as it was after
+        // the last pass takes part in none, and is not rescanned; fewer than two such
+        // folders, no move at all.
+        let changed = try work.filter { item in
             let folder = store.folder(item.folder)
-            guard folder.exists else { continue }
-            // A move touches both folders' directories: a folder whose Maildir is as it was
-            // after the last pass takes part in none, and is not rescanned.
-            if let marker = try state.folderRecord(id: item.record).localMarker, marker == folder.changeMarker() { continue }
+            guard folder.exists else { return false }
+            if let marker = try state.folderRecord(id: item.record).localMarker, marker == folder.changeMarker() { return false }
+            return true
+        }
+        guard changed.count > 1 else { return 0 }
+        for item in changed {
+            let folder = store.folder(item.folder)
             let files = try folder.scan().messages
             let names = Set(files.map(\.baseName))
             let pairs = try state.pairs(in: item.record)

@@ -84,6 +84,10 @@ import TestSupport
         #expect(uploaded.map { String(decoding: $0.body, as: UTF8.self).contains("\r\nline 0 of l4\r\n") } == true, "LF turned back into CRLF")
         let projects = try await a.serverMessages("Projects/New")
         #expect(projects.count == 1)
+        // Uploads are read from the Maildir files themselves: they stay, and nothing is left
+        // in the spool.
+        #expect(a.localMessages("INBOX").count == 3 && a.localMessages("Projects/New").count == 1)
+        #expect(FileSystemCheck.entries(a.dir.path + "/state/spool") == [])
         // And nothing more happens on the next pass.
         let again = try await a.sync()
         #expect(!again.standardOutput.contains("work/"), "\(again.standardOutput)")
@@ -262,4 +266,17 @@ import TestSupport
 enum FileSystemCheck {
     static func exists(_ path: String) -> Bool { var st = stat(); return stat(path, &st) == 0 }
     static func isDirectory(_ path: String) -> Bool { var st = stat(); return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR }
+    /// The names in a directory (without `.` and `..`), nil when it cannot be read.
+    static func entries(_ path: String) -> [String]? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            // Read the name in place: copying the whole dirent reads past a short record.
+            let start = UnsafeRawPointer(entry) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+            let name = String(cString: start.assumingMemoryBound(to: CChar.self))
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
 }

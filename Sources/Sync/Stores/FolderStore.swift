@@ -50,6 +50,13 @@ public protocol IncomingBatch: AnyObject {
     func commitFlushes(fileSystemOf path: String) -> Bool
     /// Drops whatever was received and not committed.
     func abort()
+    /// Takes a whole message file (Maildir form: LF line ends) instead of its bytes, when the
+    /// destination can read it itself at commit; false: send the bytes (`begin`/`write`/`end`).
+    func adopt(file path: String, for key: MessageKey, flags: MessageFlags, date: Int64?) throws -> Bool
+}
+
+extension IncomingBatch {
+    public func adopt(file path: String, for key: MessageKey, flags: MessageFlags, date: Int64?) throws -> Bool { false }
 }
 
 /// One side of a mirrored folder: the table of operations the engine uses, implemented by

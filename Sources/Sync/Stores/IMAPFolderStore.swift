@@ -230,16 +230,19 @@ final class ExportSink: FetchBodySink, @unchecked Sendable {
     func end() throws { try batch.end() }
 }
 
-/// Messages arriving onto the server: each is spooled (with its `X-Mailmirror-Token:`
-/// header first) so its exact size is known for the APPEND literal, then all are
-/// APPENDed (MULTIAPPEND) with their flags and dates; UIDs come from APPENDUID or, without
-/// UIDPLUS, from searching each token.
+/// Messages arriving onto the server: a Maildir file is sent from where it is (its size
+/// in CRLF form measured at commit, `MaildirUploadSource`); anything else is spooled (with
+/// its `X-Mailmirror-Token:` header first) so its exact size is known for the APPEND
+/// literal. All are APPENDed (MULTIAPPEND) with their flags and dates; UIDs come from
+/// APPENDUID or, without UIDPLUS, from searching each token.
 final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by one transfer at a time
     let store: IMAPFolderStore
     /// An APPEND makes a message visible on the server: nothing local is flushed first.
     func commitFlushes(fileSystemOf path: String) -> Bool { false }
     var tokens: [MessageKey: String] = [:]
     var spooled: [(key: MessageKey, path: String, flags: MessageFlags, date: Int64?)] = []
+    /// Maildir files taken as they are (not spooled): sent with their token header at commit.
+    private var adopted = Set<String>()
     private var fd: Int32 = -1
     private var current: (key: MessageKey, path: String, flags: MessageFlags, date: Int64?)?
 
@@ -269,6 +272,13 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
         }
     }
 
+    func adopt(file path: String, for key: MessageKey, flags: MessageFlags, date: Int64?) throws -> Bool {
+        guard tokens[key] != nil else { return false }
+        spooled.append((key, path, flags, date))
+        adopted.insert(path)
+        return true
+    }
+
     func end() throws {
         guard let current else { return }
         close(fd)
@@ -286,8 +296,11 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
             let part = Array(spooled[start..<min(start + 50, spooled.count)])
             var messages: [AppendMessage] = []
             for item in part {
+                let source: MessageSource = adopted.contains(item.path)
+                    ? try MaildirUploadSource(path: item.path, token: tokens[item.key])
+                    : try SpoolFileSource(path: item.path)
                 messages.append(AppendMessage(flags: FlagMapping.imapFlags(FlagMapping.mirrored(item.flags)), internalDate: item.date,
-                                              source: try SpoolFileSource(path: item.path)))
+                                              source: source))
             }
             let assigned = try await store.session.append(messages, to: store.mailbox)
             if let assigned, assigned.destination.count == part.count {
@@ -304,8 +317,9 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
     func abort() {
         if fd >= 0 { close(fd); fd = -1 }
         if let current { unlink(current.path) }
-        for item in spooled { unlink(item.path) }
+        for item in spooled where !adopted.contains(item.path) { unlink(item.path) }   // never a Maildir file
         spooled = []
+        adopted = []
         current = nil
     }
 }

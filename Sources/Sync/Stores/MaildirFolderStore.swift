@@ -90,6 +90,8 @@ final class MaildirFolderStore: FolderStore {
         for key in keys {
             guard case .name(let name) = key, let file = files[name] else { continue }
             let path = folder.filePath(of: file)
+            var info = stat()
+            if stat(path, &info) == 0, try batch.adopt(file: path, for: key, flags: file.flags, date: Int64(info.st_mtim.tv_sec)) { continue }
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw MaildirError(operation: "read message", path: path, errno: errno) }
             defer { close(fd) }
