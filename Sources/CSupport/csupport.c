@@ -2,6 +2,7 @@
 #include "csupport.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spawn.h>
 #include <unistd.h>
@@ -9,6 +10,13 @@
 extern char **environ;
 
 int csupport_syncfs(int fd) { return syncfs(fd); }
+
+int csupport_limit_malloc_arenas(int count) {
+    /* A fixed mmap threshold: large buffers go back to the system when freed (glibc would
+       otherwise raise the threshold after the first free and keep them in the heap). */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    return mallopt(M_ARENA_MAX, count);
+}
 
 int csupport_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 

