@@ -1,6 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
+import Synchronization
 import CSupport
 
 /// A file-system operation on a Maildir failed; says which path and what to do.
@@ -77,6 +79,31 @@ enum FS {
         guard fd >= 0 else { throw MaildirError(operation: operation, path: path, errno: errno) }
         defer { close(fd) }
         if fsync(fd) != 0 { throw MaildirError(operation: operation, path: path, errno: errno) }
+    }
+
+    /// Whether two paths are on one file system.
+    static func sameFileSystem(_ a: String, _ b: String) -> Bool {
+        var x = stat(), y = stat()
+        return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev
+    }
+
+    /// fdatasync of each file, all at once (the file system folds concurrent flushes into
+    /// one journal commit); the first failure is thrown once all are done.
+    static func syncFiles(_ paths: [String]) throws(MaildirError) {
+        guard !paths.isEmpty else { return }
+        let failure = Mutex<(path: String, errno: Int32)?>(nil)
+        DispatchQueue.concurrentPerform(iterations: paths.count) { i in
+            let fd = open(paths[i], O_RDONLY | O_CLOEXEC)
+            var code: Int32 = 0
+            if fd < 0 { code = errno } else {
+                if fdatasync(fd) != 0 { code = errno }
+                close(fd)
+            }
+            if code != 0 { failure.withLock { if $0 == nil { $0 = (paths[i], code) } } }
+        }
+        if let (path, code) = failure.withLock({ $0 }) {
+            throw MaildirError(operation: "fsync", path: path, errno: code)
+        }
     }
 
     /// syncfs(2) of the file system holding `path`: one flush for a whole batch.

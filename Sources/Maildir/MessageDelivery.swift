@@ -134,6 +134,10 @@ public final class DeliveryBatch {
         pending.append((writer, flags))
     }
 
+    /// Other files to make durable with the messages, before any is visible (a journal that
+    /// records them): flushed together with them (with syncfs: by it, when on its file system).
+    public var alsoFlush: [String] = []
+
     /// Up to this many messages are made durable one fdatasync each; more with one syncfs.
     /// syncfs also flushes whatever else is dirty on the file system (another program's
     /// writes, the server's own files on a shared disk): ~20 ms here after a busy moment,
@@ -149,16 +153,14 @@ public final class DeliveryBatch {
         let batch = pending
         pending = []
         do throws(MaildirError) {
+            var paths = alsoFlush
             if Self.flushesFileSystem(committing: batch.count) {
                 try FS.syncFileSystem(containing: folder.path, operation: "sync")
+                paths = paths.filter { !FS.sameFileSystem($0, folder.path) }
             } else {
-                for (writer, _) in batch {
-                    let fd = open(writer.tmpPath, O_RDONLY | O_CLOEXEC)
-                    guard fd >= 0 else { throw MaildirError(operation: "fsync", path: writer.tmpPath, errno: errno) }
-                    defer { close(fd) }
-                    if fdatasync(fd) != 0 { throw MaildirError(operation: "fsync", path: writer.tmpPath, errno: errno) }
-                }
+                paths += batch.map(\.0.tmpPath)
             }
+            try FS.syncFiles(paths)
         } catch {
             for (writer, _) in batch { writer.abort() }
             throw error

@@ -13,17 +13,18 @@ extension FolderSync {
     /// instead of deleting them now: they leave `plan.deleteLocal`. Returns their names.
     func parkGone(_ plan: inout FolderPlan, pairs: [Int64: MessagePair], near: MaildirFolderStore, record: FolderRecord) async -> Set<String> {
         guard let broker, broker.sources.contains(record.id) else { return [] }
-        var items: [(messageID: [UInt8], parked: MoveBroker.Parked)] = []
+        var items: [MoveBroker.Parked] = []
         var kept: [FolderPlan.PairName] = []
         var names = Set<String>()
         for gone in plan.deleteLocal {
             guard let pair = pairs[gone.pairID], let file = near.file(named: gone.localName),
-                  let (header, _) = MessageIdentity.headerAndWireSize(near.folder.filePath(of: file), headerOnly: true),
+                  let (header, size) = MessageIdentity.headerAndWireSize(near.folder.filePath(of: file)),
                   let id = MessageIdentity.headerFields(header)["message-id"], !id.isEmpty else {
                 kept.append(gone)
                 continue
             }
-            items.append((id, MoveBroker.Parked(source: record.id, folder: near.folder, pair: pair, file: file, witness: near.witness)))
+            items.append(MoveBroker.Parked(source: record.id, folder: near.folder, pair: pair, file: file, witness: near.witness,
+                                           messageID: id, wireSize: size))
             names.insert(gone.localName)
         }
         plan.deleteLocal = kept
@@ -32,22 +33,27 @@ extension FolderSync {
     }
 
     /// Renames into this folder the messages parked by other folders that match arrivals
-    /// here (same Message-ID, same size in CRLF form), instead of downloading them: they
-    /// leave `plan.downloads`. Journaled (FULL) before the renames, like every transfer.
-    /// Returns the files now here (base name → flags).
+    /// here (same size in CRLF form, then same Message-ID — fetched only for arrivals of a
+    /// parked size), instead of downloading them: they leave `plan.downloads`. Journaled
+    /// (FULL) before the renames, like every transfer. Returns the files now here.
     func claimArrivals(_ plan: inout FolderPlan, farMessages: [MessageKey: StoreMessage], far: IMAPFolderStore,
                        near: MaildirFolderStore, record: FolderRecord, log: Logger) async throws -> [String: MessageFlags] {
         guard let broker, broker.targets.contains(record.id), !plan.downloads.isEmpty else { return [:] }
         await broker.waitForParking(by: record.id)
-        let headers = try await far.messageIDHeaders(of: plan.downloads)
-        var claims: [(uid: UID, flags: MessageFlags, parked: MoveBroker.Parked)] = []
+        var sized: [(uid: UID, flags: MessageFlags, candidates: [MoveBroker.Parked])] = []
         for uid in plan.downloads {
-            guard let header = headers[uid], let id = MessageIdentity.headerFields(header)["message-id"], !id.isEmpty,
-                  let arrival = farMessages[.uid(uid)], let size = arrival.size else { continue }
-            for candidate in await broker.candidates(id, for: record.id) {
-                guard let (_, wire) = MessageIdentity.headerAndWireSize(candidate.folder.filePath(of: candidate.file)), wire == size else { continue }
+            guard let arrival = farMessages[.uid(uid)], let size = arrival.size else { continue }
+            let candidates = await broker.candidates(size: size, for: record.id)
+            if !candidates.isEmpty { sized.append((uid, arrival.flags, candidates)) }
+        }
+        guard !sized.isEmpty else { return [:] }
+        let headers = try await far.messageIDHeaders(of: sized.map(\.uid))
+        var claims: [(uid: UID, flags: MessageFlags, parked: MoveBroker.Parked)] = []
+        for (uid, flags, candidates) in sized {
+            guard let header = headers[uid], let id = MessageIdentity.headerFields(header)["message-id"], !id.isEmpty else { continue }
+            for candidate in candidates where candidate.messageID == id {
                 if await broker.take(candidate) {
-                    claims.append((uid, arrival.flags, candidate))
+                    claims.append((uid, flags, candidate))
                     break
                 }
             }

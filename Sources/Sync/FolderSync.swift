@@ -39,11 +39,9 @@ struct FolderSync {
         // in between (no journal to recover).
         let quick = try policy.direction == .both && record.lastError == nil && !dryRun && record.uidValidity != nil
             && state.pendingJournalCount(in: record.id) == 0
-        // New messages (UIDNEXT grew, per LIST-STATUS) get a FETCH of their own in that flight,
-        // with their Message-ID when they may be moves.
+        // New messages (UIDNEXT grew, per LIST-STATUS) get a FETCH of their own in that flight.
         let grew = status.map { $0.uidNext != record.uidNext } ?? true
-        let selected = try await far.open(changedSince: quick ? record.highestModSeq : nil, newFrom: grew ? record.uidNext : nil,
-                                          identities: broker?.targets.contains(record.id) == true)
+        let selected = try await far.open(changedSince: quick ? record.highestModSeq : nil, newFrom: grew ? record.uidNext : nil)
         Trace.mark("\(name): selected")
         if let known = record.uidValidity, let now = selected.uidValidity, known != now {
             if dryRun { throw SyncError.uidValidityChanged(was: known, now: now) }
@@ -200,13 +198,16 @@ struct FolderSync {
         var plan = planned
         // Server moves: gone messages wait for claims; arrivals parked elsewhere are renamed here.
         let parked = await parkGone(&plan, pairs: pairs, near: near, record: record)
+        Trace.mark("\(name): parked \(parked.count)")
         let movedHere = try await claimArrivals(&plan, farMessages: farMessages, far: far, near: near, record: record, log: log)
         report.movedHere = movedHere.count
+        Trace.mark("\(name): claimed \(movedHere.count)")
         // Flags and deletions: idempotent, so a crash in between is settled by the next plan.
         try await near.apply(plan.localFlags.compactMap { change in
             guard let current = local[change.localName] else { return nil }
             return FlagChange(key: .name(change.localName), add: change.flags.subtracting(current), remove: current.subtracting(change.flags))
         })
+        Trace.mark("\(name): local flags")
         try await far.apply(plan.remoteFlags.map { FlagChange(key: .uid($0.uid), add: $0.add, remove: $0.remove) })
         try await far.delete(plan.deleteRemote.map { .uid($0.uid) })
         try await near.delete(plan.deleteLocal.map { .name($0.localName) })
@@ -300,9 +301,11 @@ struct FolderSync {
             do {
                 let tokens = try batch.prepare(chunk)
                 // The journal must be on disk before any message is visible at its destination:
-                // its own fsync (FULL), unless the destination's commit flushes the file system
-                // the state lives on anyway (Maildir deliveries: syncfs before the renames).
-                try state.transaction(durability: batch.commitFlushes(fileSystemOf: state.path) ? .normal : .full) {
+                // its own fsync (FULL), unless the destination's commit flushes it together
+                // with the messages (Maildir deliveries, before their renames).
+                // (SQLite in WAL mode: a commit's frames are in the -wal file.)
+                let flushedWithBatch = state.path != ":memory:" && batch.alsoFlush(state.path + "-wal")
+                try state.transaction(durability: flushedWithBatch ? .normal : .full) {
                     for key in chunk {
                         var entry = JournalEntry(account: accountID, folder: record.id, kind: kind, token: tokens[key],
                                                  uidNextBefore: marker, flags: flags[key].map { FlagMapping.mirrored($0).description },

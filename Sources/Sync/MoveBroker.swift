@@ -28,6 +28,9 @@ actor MoveBroker {
         var file: MaildirMessage
         /// The source folder's watch, told when a claim renames the file away.
         var witness: FolderChangeWitness?
+        /// The Message-ID field, and the size in CRLF form (what RFC822.SIZE says).
+        var messageID: [UInt8]
+        var wireSize: Int64
     }
 
     /// What a losing folder's pass would have noted, had it not parked messages.
@@ -41,7 +44,7 @@ actor MoveBroker {
     let targets: Set<FolderID>
     private let position: [FolderID: Int]
     private var parkingDone: Set<FolderID> = []
-    private var parked: [[UInt8]: [Parked]] = [:]
+    private var parked: [Int64: [Parked]] = [:]   // by size in CRLF form
     private var taken: Set<Int64> = []
     private var positions: [FolderID: Position] = [:]
     private var waiters: [(folders: Set<FolderID>, continuation: CheckedContinuation<Void, Never>)] = []
@@ -53,9 +56,9 @@ actor MoveBroker {
         position = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
-    /// The gone messages of `folder` (keyed by their Message-ID field) wait for claims.
-    func park(_ folder: FolderID, _ items: [(messageID: [UInt8], parked: Parked)]) {
-        for (id, p) in items { parked[id, default: []].append(p) }
+    /// The gone messages of `folder` wait for claims.
+    func park(_ folder: FolderID, _ items: [Parked]) {
+        for p in items { parked[p.wireSize, default: []].append(p) }
         parkingDone.insert(folder)
         wake()
     }
@@ -71,9 +74,10 @@ actor MoveBroker {
         await withCheckedContinuation { waiters.append((awaited, $0)) }
     }
 
-    /// Parked messages from other folders with this Message-ID field.
-    func candidates(_ messageID: [UInt8], for folder: FolderID) -> [Parked] {
-        (parked[messageID] ?? []).filter { $0.source != folder && !taken.contains($0.pair.id ?? -1) }
+    /// Parked messages from other folders of this size (CRLF form): sizes first, so that a
+    /// Message-ID is fetched only for an arrival that may match.
+    func candidates(size: Int64, for folder: FolderID) -> [Parked] {
+        (parked[size] ?? []).filter { $0.source != folder && !taken.contains($0.pair.id ?? -1) }
     }
 
     /// Takes a parked message for a rename; false when another pass took it first.

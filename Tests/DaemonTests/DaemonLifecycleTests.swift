@@ -58,7 +58,10 @@ import TestSupport
         let a = try DaemonAccount(fixture)
         defer { a.dir.remove() }
         let s = try await a.session()
-        let messages = (0..<3000).map { AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("big\($0)"))) }
+        // 3,000 messages of ~8 KB: a download of seconds, not one the poll below could miss
+        // under the whole suite's load.
+        let filler = Array(String(repeating: "filler line of a larger message body, to make it take time\r\n", count: 130).utf8)
+        let messages = (0..<3000).map { AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("big\($0)") + filler)) }
         for start in stride(from: 0, to: messages.count, by: 200) {
             _ = try await s.append(Array(messages[start..<min(start + 200, messages.count)]), to: .inbox)
         }

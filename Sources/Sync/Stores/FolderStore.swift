@@ -45,9 +45,10 @@ public protocol IncomingBatch: AnyObject {
     func end() throws
     /// Makes the received messages durable; returns source key → new key in this store.
     func commit() async throws -> [MessageKey: MessageKey]
-    /// Whether `commit` flushes the whole file system holding `path` before anything becomes
-    /// visible (a journal written there needs no fsync of its own).
-    func commitFlushes(fileSystemOf path: String) -> Bool
+    /// Asks `commit` to make the file at `path` durable too, before anything becomes visible
+    /// (the journal: then its commit needs no fsync of its own, and the flushes happen
+    /// together). False when this batch cannot: the caller flushes it itself.
+    func alsoFlush(_ path: String) -> Bool
     /// Drops whatever was received and not committed.
     func abort()
     /// Takes a whole message file (Maildir form: LF line ends) instead of its bytes, when the

@@ -38,17 +38,13 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     /// drops it if the mailbox turns out to be another one (UIDVALIDITY).
     ///
     /// With `newFrom` (the UIDNEXT of the last pass) the new messages are fetched by a FETCH
-    /// of their own in that flight, with their Message-ID when `identities` (move detection).
-    func open(changedSince: ModSeq? = nil, newFrom: UID? = nil, identities: Bool = false) async throws -> SelectedMailbox {
+    /// of their own in that flight.
+    func open(changedSince: ModSeq? = nil, newFrom: UID? = nil) async throws -> SelectedMailbox {
         if let since = changedSince, await session.enabled.contains("QRESYNC") {
             let (selectedNow, changed, vanished) = try await session.selectWithChanges(
-                mailbox, items: Self.metadata, since: since, newFrom: newFrom, newItems: identities ? [Self.identityItem] : [])
+                mailbox, items: Self.metadata, since: since, newFrom: newFrom)
             selected = selectedNow
             early = EarlyChanges(since: since, messages: changed, vanished: vanished)
-            if identities, let newFrom {
-                arrivalHeaders = [:]
-                for m in changed where (m.uid?.rawValue ?? 0) >= newFrom.rawValue { arrivalHeaders![m.uid!] = m.sections[Self.identitySection] ?? [] }
-            }
             return selectedNow
         }
         let s = try await session.select(mailbox)
@@ -58,13 +54,9 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     private var early: EarlyChanges?
     private static let identityItem = FetchItem.headerFields(["MESSAGE-ID"])
     private static let identitySection = Array("HEADER.FIELDS (MESSAGE-ID)".utf8)
-    /// The Message-ID header of the new messages, when the SELECT's flight asked for it.
-    private var arrivalHeaders: [UID: [UInt8]]?
 
-    /// The Message-ID header field (as sent) of each of `uids`, from the SELECT's flight or
-    /// else one FETCH.
+    /// The Message-ID header field (as sent) of each of `uids`: one FETCH.
     func messageIDHeaders(of uids: [UID]) async throws -> [UID: [UInt8]] {
-        if let arrivalHeaders, uids.allSatisfy({ arrivalHeaders[$0] != nil }) { return arrivalHeaders }
         guard !uids.isEmpty else { return [:] }
         var result: [UID: [UInt8]] = [:]
         for m in try await session.fetch(UIDSet(uids), items: [.uid, Self.identityItem]).messages {
@@ -238,7 +230,7 @@ final class ExportSink: FetchBodySink, @unchecked Sendable {
 final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by one transfer at a time
     let store: IMAPFolderStore
     /// An APPEND makes a message visible on the server: nothing local is flushed first.
-    func commitFlushes(fileSystemOf path: String) -> Bool { false }
+    func alsoFlush(_ path: String) -> Bool { false }
     var tokens: [MessageKey: String] = [:]
     var spooled: [(key: MessageKey, path: String, flags: MessageFlags, date: Int64?)] = []
     /// Maildir files taken as they are (not spooled): sent with their token header at commit.

@@ -183,12 +183,10 @@ final class MaildirIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed 
         return mapping
     }
 
-    /// `DeliveryBatch.commit` runs syncfs on the folder's file system before the renames
-    /// (for more than a few messages).
-    func commitFlushes(fileSystemOf path: String) -> Bool {
-        guard DeliveryBatch.flushesFileSystem(committing: writers.count) else { return false }
-        var a = stat(), b = stat()
-        return stat(path, &a) == 0 && stat(folder.path, &b) == 0 && a.st_dev == b.st_dev
+    /// `DeliveryBatch.commit` flushes the file with the messages, before the renames.
+    func alsoFlush(_ path: String) -> Bool {
+        batch.alsoFlush.append(path)
+        return true
     }
 
     private func abortUnused() {
