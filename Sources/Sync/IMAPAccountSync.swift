@@ -47,8 +47,10 @@ public struct IMAPAccountSync: Sendable {
                             maxDeleteFraction: account.maxDeleteFraction, force: force)
     }
 
-    /// A logged-in session (credentials resolved once per session).
-    public func connect(secret: String) async throws -> IMAPSession {
+    /// A logged-in session (credentials resolved once per session). QRESYNC is enabled now
+    /// unless `enablingLater` (ENABLE must come before any SELECT: a pass that finds no
+    /// folder to open saves the round trip).
+    public func connect(secret: String, enablingLater: Bool = false) async throws -> IMAPSession {
         let session = try await IMAPSession.connect(host: account.host, port: account.port, security: account.connectionSecurity)
         Trace.mark("\(account.name): greeted")
         do {
@@ -57,7 +59,7 @@ public struct IMAPAccountSync: Sendable {
                                     host: account.host, port: account.port)
             // QRESYNC: expunges arrive as UID sets (VANISHED), so a pass asks for what
             // changed since its last mod-sequence and learns what is gone in the same answer.
-            try await session.enable(["QRESYNC"])
+            if !enablingLater { try await session.enable(["QRESYNC"]) }
             if account.compress == .always || (account.compress == .auto && !isLocalAddress(session.connection.remoteAddress)) {
                 try await session.enableCompression()
             }
@@ -78,7 +80,7 @@ public struct IMAPAccountSync: Sendable {
         let reused: IMAPSession?
         if let session, await session.closedReason == nil { reused = session } else { reused = nil }
         // The handshake and login (server round trips) go on while the state opens.
-        let connecting = reused == nil ? Task { try await connect(secret: secret) } : nil
+        let connecting = reused == nil ? Task { try await connect(secret: secret, enablingLater: true) } : nil
         let state: StateStore
         let accountID: AccountID
         do {
@@ -97,8 +99,12 @@ public struct IMAPAccountSync: Sendable {
         Trace.mark("\(account.name): logged in")
         var report = AccountReport()
         do {
+            // NAMESPACE and the LIST (with STATUS) go out together: the pattern does not
+            // depend on the namespace.
+            async let listing = main.listWithStatus()
             let naming = try await discoverNaming(main)
-            let all = try await reconcileFolders(session: main, state: state, accountID: accountID, store: store, naming: naming, report: &report)
+            let all = try await reconcileFolders(session: main, state: state, accountID: accountID, store: store, naming: naming,
+                                                 listing: try await listing, report: &report)
             Trace.mark("\(account.name): folders listed")
             // The moves look at every folder (a move may come from one the daemon was not told of).
             var work = all
@@ -111,6 +117,7 @@ public struct IMAPAccountSync: Sendable {
                 try item.created != nil || !probe.isUnchanged(status: item.status, record: state.folderRecord(id: item.record),
                                                              folder: store.folder(item.folder))
             }.count
+            if reused == nil && busy > 0 { try await main.enable(["QRESYNC"]) }   // before any SELECT
             let extras = (1..<(dryRun ? 1 : max(1, min(account.connections, busy)))).map { _ in
                 Task { try? await connect(secret: secret) }
             }
@@ -180,7 +187,7 @@ public struct IMAPAccountSync: Sendable {
             Trace.mark("\(account.name): folder passes")
             try await noteSettledMarkers(&report, state: state, store: store)
             Trace.mark("\(account.name): markers settled")
-            if reused == nil { await main.logout() } else { try? await main.unselect() }
+            if reused == nil { await main.logout(waiting: false) } else { try? await main.unselect() }
             Trace.mark("\(account.name): logged out")
             try state.recordAccountPass(accountID, completedAt: report.failedFolders == 0 && !dryRun ? Int64(time(nil)) : nil,
                                         error: report.failedFolders == 0 ? nil : "\(report.failedFolders) folder(s) failed")
@@ -319,12 +326,13 @@ public struct IMAPAccountSync: Sendable {
 
     /// Lists both sides, applies the folder rules, and returns the folders to sync.
     func reconcileFolders(session: IMAPSession, state: StateStore, accountID: AccountID, store: MaildirStore,
-                          naming: FolderNaming, report: inout AccountReport) async throws -> [WorkItem] {
+                          naming: FolderNaming, listing: (entries: [ListEntry], status: [MailboxName: MailboxStatus]),
+                          report: inout AccountReport) async throws -> [WorkItem] {
         let filter = FolderFilter(account.folders)
         let log = logger.with(context: account.name)
         var remote: [[String]: MailboxName] = [:]
         var noselect: [[String]] = []
-        let (entries, statuses) = try await session.listWithStatus()
+        let (entries, statuses) = listing
         for entry in entries {
             guard let folder = naming.folder(for: entry.name), filter.includes(folder) else { continue }
             if entry.has("\\NonExistent") { continue }

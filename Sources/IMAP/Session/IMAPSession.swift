@@ -612,10 +612,16 @@ public actor IMAPSession {
 
     // MARK: - Closing
 
-    /// LOGOUT, then close; errors are ignored (the connection is going away anyway).
-    public func logout() async {
+    /// LOGOUT, then close; errors are ignored (the connection is going away anyway). With
+    /// `waiting: false` the connection closes as soon as LOGOUT is written, without waiting
+    /// for the server's BYE (a process about to exit has nothing to learn from it).
+    public func logout(waiting: Bool = true) async {
         if closedReason == nil {
-            _ = try? await execute(.logout, kind: .general)
+            if waiting {
+                _ = try? await execute(.logout, kind: .general)
+            } else {
+                _ = try? await submit(.logout, kind: .general)
+            }
         }
         await close()
     }
