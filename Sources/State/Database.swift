@@ -24,6 +24,7 @@ final class Database {
         db = handle
         sqlite3_busy_timeout(handle, 10_000)
         sqlite3_extended_result_codes(handle, 1)
+        if path != ":memory:" { csqlite_keep_wal_on_close(handle) }
     }
 
     deinit {
