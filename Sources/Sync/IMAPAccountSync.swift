@@ -77,6 +77,7 @@ public struct IMAPAccountSync: Sendable {
 
     public func run() async throws -> AccountReport {
         let secret = try await account.password?.resolve(account: account.name) ?? ""
+        Trace.mark("\(account.name): credentials")
         let reused: IMAPSession?
         if let session, await session.closedReason == nil { reused = session } else { reused = nil }
         // The handshake and login (server round trips) go on while the state opens.
@@ -89,6 +90,7 @@ public struct IMAPAccountSync: Sendable {
                 throw MaildirError(operation: "create upload spool", path: stateDirectory + "/spool", errno: errno)
             }
             accountID = try state.account(named: account.name, protocol: "imap")
+            Trace.mark("\(account.name): state open")
         } catch {
             if let connecting, let session = try? await connecting.value { await session.close() }
             throw error

@@ -63,6 +63,9 @@ public actor Connection {
         self.ioTimeout = ioTimeout
     }
 
+    /// Starts OpenSSL's set-up in the background (a process about to connect calls this first).
+    public static func warmUpTLS() { TLSContext.warmUp() }
+
     /// Connects to `host:port`, trying every address it resolves to in turn within
     /// `connectTimeout` seconds in all, then (with `tls`) performs the TLS handshake.
     /// - Throws: `TransportError` saying what failed, in words.

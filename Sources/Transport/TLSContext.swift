@@ -1,4 +1,5 @@
 import COpenSSL
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,6 +52,16 @@ final class TLSContext: @unchecked Sendable {
         signal(SIGPIPE, SIG_IGN)   // SSL writes on a closed socket must be errors, not process death
         return true
     }()
+
+    /// Starts OpenSSL's own set-up (its configuration file, providers, the client method's
+    /// algorithms: a few milliseconds) on a background thread, so that the first connection
+    /// finds it done. Safe to call more than once, and at any time.
+    static func warmUp() {
+        DispatchQueue.global().async {
+            _ = sslInitialised
+            if let ctx = SSL_CTX_new(TLS_client_method()) { SSL_CTX_free(ctx) }
+        }
+    }
 
     nonisolated(unsafe) private static var cache: [String: TLSContext] = [:]
     private static let cacheLock = Mutex()
