@@ -17,14 +17,16 @@ extension FolderSync {
         var kept: [FolderPlan.PairName] = []
         var names = Set<String>()
         for gone in plan.deleteLocal {
+            // The size in CRLF form: the server's RFC822.SIZE noted at download, else counted
+            // from the file (a whole read); the Message-ID from the header alone.
             guard let pair = pairs[gone.pairID], let file = near.file(named: gone.localName),
-                  let (header, size) = MessageIdentity.headerAndWireSize(near.folder.filePath(of: file)),
+                  let (header, counted) = MessageIdentity.headerAndWireSize(near.folder.filePath(of: file), headerOnly: pair.size != nil),
                   let id = MessageIdentity.headerFields(header)["message-id"], !id.isEmpty else {
                 kept.append(gone)
                 continue
             }
             items.append(MoveBroker.Parked(source: record.id, folder: near.folder, pair: pair, file: file, witness: near.witness,
-                                           messageID: id, wireSize: size))
+                                           messageID: id, wireSize: pair.size ?? counted))
             names.insert(gone.localName)
         }
         plan.deleteLocal = kept

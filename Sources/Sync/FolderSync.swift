@@ -222,7 +222,8 @@ struct FolderSync {
         // Transfers: one code path, both directions.
         var downloadedNames: [String: MessageFlags] = [:]
         report.downloaded = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) },
-                                               flags: farMessages.mapValues(\.flags), kind: .download, marker: nil, record: record, log: log) { from, to in
+                                               flags: farMessages.mapValues(\.flags), sizes: farMessages.compactMapValues(\.size),
+                                               kind: .download, marker: nil, record: record, log: log) { from, to in
             if let name = to.name { downloadedNames[name] = FlagMapping.mirrored(farMessages[from]?.flags ?? MessageFlags()) }
         }
         report.uploaded = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) },
@@ -289,7 +290,7 @@ struct FolderSync {
     /// source into the destination, the destination makes them durable, and only then are
     /// the new pairs recorded and the journal resolved.
     func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], flags: [MessageKey: MessageFlags],
-                  kind: JournalKind, marker: UID?, record: FolderRecord, log: Logger,
+                  sizes: [MessageKey: Int64] = [:], kind: JournalKind, marker: UID?, record: FolderRecord, log: Logger,
                   moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> Int {
         guard !keys.isEmpty else { return 0 }
         var moved = 0
@@ -325,8 +326,9 @@ struct FolderSync {
                 try state.transaction {
                     var pairs: [MessagePair] = []
                     for (from, to) in mapping {
+                        // The server's RFC822.SIZE, when known: a later move is matched without reading the file.
                         pairs.append(MessagePair(folder: record.id, uid: from.uid ?? to.uid, localName: from.name ?? to.name,
-                                                 flags: FlagMapping.mirrored(flags[from] ?? MessageFlags()).description))
+                                                 flags: FlagMapping.mirrored(flags[from] ?? MessageFlags()).description, size: sizes[from]))
                     }
                     try state.insertPairs(pairs)
                     for id in journal.values { try state.resolveJournalEntry(id) }
