@@ -16,6 +16,11 @@ public final class StateStore: @unchecked Sendable {
     public let path: String
     let db: Database
 
+    /// The file an fsync of which makes the commits made so far durable (WAL mode: a
+    /// commit's frames are in the `-wal` file), for a caller that flushes it together with
+    /// its own files instead of a `.full` commit; nil for an in-memory store.
+    public var commitLogPath: String? { path == ":memory:" ? nil : path + "-wal" }
+
     /// The file name inside `state_dir`.
     public static let fileName = "state.sqlite3"
 

@@ -1,5 +1,6 @@
 import Config
 import Maildir
+import State
 import Support
 
 /// A message pair as the planner sees it (from the state file).
@@ -11,6 +12,12 @@ public struct PlannedPair: Sendable, Equatable {
     public var localName: String?
     /// The six mirrored letters both sides last agreed on.
     public var flags: MessageFlags
+
+    /// The planner's view of a stored pair (nil for one not stored yet, without a row id).
+    public init?(_ pair: MessagePair) {
+        guard let id = pair.id else { return nil }
+        self.init(id: id, uid: pair.uid, localName: pair.localName, flags: MessageFlags(pair.flags))
+    }
 
     public init(id: Int64, uid: UID?, localName: String?, flags: MessageFlags) {
         self.id = id

@@ -11,8 +11,12 @@ import Support
 extension FolderSync {
     /// Parks this pass's gone messages (expunged on the server) that carry a Message-ID,
     /// instead of deleting them now: they leave `plan.deleteLocal`. Returns their names.
-    func parkGone(_ plan: inout FolderPlan, pairs: [Int64: MessagePair], near: MaildirFolderStore, record: FolderRecord) async -> Set<String> {
-        guard let broker, broker.sources.contains(record.id) else { return [] }
+    func parkGone(_ plan: inout FolderPlan, pairs known: [MessagePair], near: MaildirFolderStore, record: FolderRecord) async -> Set<String> {
+        guard let broker, broker.sources.contains(record.id), !plan.deleteLocal.isEmpty else {
+            await broker?.park(record.id, [])
+            return []
+        }
+        let pairs = Dictionary(known.compactMap { p in p.id.map { ($0, p) } }, uniquingKeysWith: { a, _ in a })
         var items: [MoveBroker.Parked] = []
         var kept: [FolderPlan.PairName] = []
         var names = Set<String>()

@@ -81,9 +81,7 @@ struct FolderSync {
         var local: [String: MessageFlags] = [:]
         local.reserveCapacity(nearMessages.count)
         for case let (.name(name), m) in nearMessages { local[name] = m.flags }
-        let planned = knownPairs.compactMap { p in
-            p.id.map { PlannedPair(id: $0, uid: p.uid, localName: p.localName, flags: MessageFlags(p.flags)) }
-        }
+        let planned = knownPairs.compactMap(PlannedPair.init)
         Trace.mark("\(name): local listed")
         var plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy)
         // max_message_size and max_age leave some server messages where they are (and listed
@@ -111,9 +109,8 @@ struct FolderSync {
             return report
         }
 
-        let pairsByID = Dictionary(knownPairs.compactMap { p in p.id.map { ($0, p) } }, uniquingKeysWith: { a, _ in a })
         try await carryOut(plan, far: far, near: near, farMessages: farMessages, nearMessages: nearMessages, local: local,
-                           localIsComplete: true, markerBeforeScan: markerBeforeScan, selected: selected, pairs: pairsByID,
+                           localIsComplete: true, markerBeforeScan: markerBeforeScan, selected: selected, pairs: knownPairs,
                            record: &record, report: &report, log: log)
         return report
     }
@@ -171,16 +168,13 @@ struct FolderSync {
         Trace.mark("\(FolderNaming.displayName(report.folder)): \(pairs.count) pair(s) touched, \(remote.count) changed on the server")
         near.adopt(files)
         report.incremental = true
-        let planned = pairs.compactMap { p in
-            p.id.map { PlannedPair(id: $0, uid: p.uid, localName: p.localName, flags: MessageFlags(p.flags)) }
-        }
+        let planned = pairs.compactMap(PlannedPair.init)
         let localTotal = try state.pairCount(in: record.id)
         let plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy,
                                       totals: (remote: selected.exists, local: localTotal))
         count(plan, remoteTotal: selected.exists, localTotal: localTotal, into: &report, log: log)
-        let pairsByID = Dictionary(pairs.compactMap { p in p.id.map { ($0, p) } }, uniquingKeysWith: { a, _ in a })
         try await carryOut(plan, far: far, near: near, farMessages: farMessages, nearMessages: nearMessages, local: local,
-                           localIsComplete: false, markerBeforeScan: marker, selected: selected, pairs: pairsByID,
+                           localIsComplete: false, markerBeforeScan: marker, selected: selected, pairs: pairs,
                            record: &record, report: &report, log: log)
         return true
     }
@@ -192,7 +186,7 @@ struct FolderSync {
     /// can vouch for the rest).
     func carryOut(_ planned: FolderPlan, far: IMAPFolderStore, near: MaildirFolderStore,
                   farMessages: [MessageKey: StoreMessage], nearMessages: [MessageKey: StoreMessage], local: [String: MessageFlags],
-                  localIsComplete: Bool, markerBeforeScan: String?, selected: SelectedMailbox, pairs: [Int64: MessagePair],
+                  localIsComplete: Bool, markerBeforeScan: String?, selected: SelectedMailbox, pairs: [MessagePair],
                   record: inout FolderRecord, report: inout FolderReport, log: Logger) async throws {
         let name = FolderNaming.displayName(report.folder)
         var plan = planned
@@ -241,8 +235,9 @@ struct FolderSync {
         }
         // The server is noted as SELECT saw it (a change racing with the pass is never hidden;
         // after our own server writes the next pass runs once more and finds nothing). The
-        // Maildir is noted as it is now only if a fresh listing shows exactly what this pass
-        // left there (nothing foreign slipped in); otherwise as it was before the scan.
+        // Maildir is noted as it is now only if nothing foreign slipped in — the folder's
+        // watch saw only this pass's changes, or a fresh listing shows exactly what the pass
+        // left; otherwise as it was before the scan (the next pass looks again).
         let stateAtEnd = near.folder.markerState()
         var expected = local
         for change in plan.localFlags where expected[change.localName] != nil { expected[change.localName] = change.flags }
@@ -304,8 +299,7 @@ struct FolderSync {
                 // The journal must be on disk before any message is visible at its destination:
                 // its own fsync (FULL), unless the destination's commit flushes it together
                 // with the messages (Maildir deliveries, before their renames).
-                // (SQLite in WAL mode: a commit's frames are in the -wal file.)
-                let flushedWithBatch = state.path != ":memory:" && batch.alsoFlush(state.path + "-wal")
+                let flushedWithBatch = state.commitLogPath.map(batch.alsoFlush) ?? false
                 try state.transaction(durability: flushedWithBatch ? .normal : .full) {
                     for key in chunk {
                         var entry = JournalEntry(account: accountID, folder: record.id, kind: kind, token: tokens[key],

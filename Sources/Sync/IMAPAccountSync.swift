@@ -111,33 +111,10 @@ public struct IMAPAccountSync: Sendable {
             // The moves look at every folder (a move may come from one the daemon was not told of).
             var work = all
             if let only { work = work.filter { only.contains($0.folder) || $0.created != nil } }
-            // Folders spread over up to `connections` sessions (the first is reused), opened
-            // only when more than one folder needs a pass, and while the moves run on the first.
-            // A dry run works on one in-memory copy of the state: one session shares it.
+            // Folders with nothing to do get no worker; with none left, no worker opens the
+            // state or a session. (The local moves below touch only folders that changed
+            // locally, which are not among them.)
             let probe = FolderSync(account: account, state: state, accountID: accountID, policy: policy, logger: logger, dryRun: dryRun)
-            let busy = try work.filter { item in
-                try item.created != nil || !probe.isUnchanged(status: item.status, record: state.folderRecord(id: item.record),
-                                                             folder: store.folder(item.folder))
-            }.count
-            if reused == nil && busy > 0 { try await main.enable(["QRESYNC"]) }   // before any SELECT
-            let extras = (1..<(dryRun ? 1 : max(1, min(account.connections, busy)))).map { _ in
-                Task { try? await connect(secret: secret) }
-            }
-            do {
-                if !dryRun {   // server moves a crash interrupted: the pair follows the file
-                    try ServerMoves(state: state, accountID: accountID, store: store, logger: logger).recover(work: all)
-                }
-                if !dryRun && policy.writesRemote && policy.writesLocal {
-                    report.movedOnServer = try await LocalMoves(account: account, state: state, accountID: accountID, store: store,
-                                                                logger: logger).run(session: main, work: all)
-                    Trace.mark("\(account.name): local moves")
-                }
-            } catch {
-                for task in extras { await task.value?.close() }
-                throw error
-            }
-            // Folders with nothing to do (checked again: the moves may have touched some) get
-            // no worker; with none left, no worker opens the state or a session.
             var quiet: [FolderReport] = []
             work = try work.filter { item in
                 if item.created == nil, try probe.isUnchanged(status: item.status, record: state.folderRecord(id: item.record),
@@ -147,20 +124,28 @@ public struct IMAPAccountSync: Sendable {
                 }
                 return true
             }
-            // Server moves are met during the passes (`MoveBroker`): folders that lost messages
-            // go first, so their gone files are parked before the folders that gained some look.
-            var moves: MoveBroker?
-            if !dryRun && policy.propagatesRemoteDeletions && policy.writesLocal {
-                let (sources, targets) = try ServerMoves.candidates(work, state: state)
-                if !sources.isEmpty {
-                    func rank(_ item: WorkItem) -> Int {
-                        sources.contains(item.record) ? (targets.contains(item.record) ? 1 : 0) : 2
-                    }
-                    work = work.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
-                    moves = MoveBroker(order: work.map(\.record), sources: sources, targets: targets)
-                }
+            if reused == nil && !work.isEmpty { try await main.enable(["QRESYNC"]) }   // before any SELECT
+            // Folders spread over up to `connections` sessions (the first is reused), opened
+            // only when more than one folder needs a pass, and while the moves run on the first.
+            // A dry run works on one in-memory copy of the state: one session shares it.
+            let extras = (1..<(dryRun ? 1 : max(1, min(account.connections, work.count)))).map { _ in
+                Task { try? await connect(secret: secret) }
             }
-            let broker = moves
+            let broker: MoveBroker?
+            do {
+                if !dryRun {   // server moves a crash interrupted: the pair follows the file
+                    try ServerMoves(state: state, accountID: accountID, store: store).recover(work: all)
+                }
+                if !dryRun && policy.writesRemote && policy.writesLocal {
+                    report.movedOnServer = try await LocalMoves(account: account, state: state, accountID: accountID, store: store,
+                                                                logger: logger).run(session: main, work: all)
+                    Trace.mark("\(account.name): local moves")
+                }
+                broker = try moveBroker(ordering: &work, state: state)
+            } catch {
+                for task in extras { await task.value?.close() }
+                throw error
+            }
             let queue = WorkQueue(work)
             let reports = await withTaskGroup(of: [FolderReport].self) { group in
                 if !work.isEmpty {
@@ -199,6 +184,18 @@ public struct IMAPAccountSync: Sendable {
             try? state.recordAccountPass(accountID, completedAt: nil, error: "\(error)")
             throw error
         }
+    }
+
+    /// Where the passes meet to carry server moves (`MoveBroker`), when LIST-STATUS shows
+    /// one folder losing messages and another gaining some: the losing folders are queued
+    /// first, so their gone files are parked before the gaining folders look.
+    func moveBroker(ordering work: inout [WorkItem], state: StateStore) throws -> MoveBroker? {
+        guard !dryRun && policy.propagatesRemoteDeletions && policy.writesLocal else { return nil }
+        let (sources, targets) = try ServerMoves.candidates(work, state: state)
+        guard !sources.isEmpty else { return nil }
+        func rank(_ item: WorkItem) -> Int { sources.contains(item.record) ? (targets.contains(item.record) ? 1 : 0) : 2 }
+        work = work.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
+        return MoveBroker(order: work.map(\.record), sources: sources, targets: targets)
     }
 
     /// Once every folder pass is over: deletes the parked messages nobody claimed (the

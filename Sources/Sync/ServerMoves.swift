@@ -16,7 +16,6 @@ struct ServerMoves {
     let state: StateStore
     let accountID: AccountID
     let store: MaildirStore
-    let logger: Logger
 
     /// Folders that lost messages since the last pass (fewer than their pairs plus what
     /// arrived) and folders that gained some (UIDNEXT grew), from LIST-STATUS; both empty

@@ -203,17 +203,16 @@ extension IMAPSession {
     /// only with QRESYNC enabled). The caller checks UIDVALIDITY before trusting the changes.
     ///
     /// With `newFrom` (the UIDNEXT of the last look), the messages from there on are fetched
-    /// whole by their own FETCH (with `items` + `newItems`, e.g. a header field) and the
-    /// CHANGEDSINCE one covers only the UIDs below: disjoint ranges, so the two answers
-    /// never mix even when the server runs both at once.
+    /// by their own FETCH and the CHANGEDSINCE one covers only the UIDs below: disjoint
+    /// ranges, so the two answers never mix even when the server runs both at once.
     public func selectWithChanges(_ mailbox: MailboxName, items: [FetchItem], since: ModSeq,
-                                  newFrom: UID? = nil, newItems: [FetchItem] = []) async throws
+                                  newFrom: UID? = nil) async throws
         -> (SelectedMailbox, changed: [FetchedMessage], vanished: UIDSet) {
         let condstore = capabilities.contains("CONDSTORE")
         var commands: [Command] = [.select(mailbox, condstore: condstore, qresync: nil)]
         let below = newFrom.map { $0.rawValue > 1 ? UIDSet(ranges: [1...($0.rawValue - 1)]) : UIDSet() } ?? UIDSet(ranges: [1...UInt32.max])
         if !below.isEmpty { commands.append(.uidFetch(below, items, changedSince: since, vanished: enabled.contains("QRESYNC"))) }
-        if let newFrom { commands.append(.uidFetch(UIDSet.from(newFrom), items + newItems, changedSince: nil, vanished: false)) }
+        if let newFrom { commands.append(.uidFetch(UIDSet.from(newFrom), items, changedSince: nil, vanished: false)) }
         let results = try await pipeline(commands)
         let selected = Self.selectedMailbox(mailbox, from: try results[0].get())
         var changed: [FetchedMessage] = []
