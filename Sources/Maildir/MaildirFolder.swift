@@ -124,15 +124,24 @@ public struct MaildirFolder: Sendable, Hashable {
         return updated
     }
 
+    /// Makes the renames and deletions in one of the folder's subdirectories durable (an
+    /// fsync of the directory): once for many `move(…, durably: false)`.
+    public func syncSubdirectory(_ sub: MaildirSubdirectory) throws(MaildirError) {
+        try FS.syncDirectory(path + "/" + sub.rawValue, operation: "make moved messages durable")
+    }
+
     /// Moves `message` into `other`'s `cur/` with `flags`: one rename (same file system), then
-    /// both directories made durable. The base name stays the same.
-    public func move(_ message: MaildirMessage, to other: MaildirFolder, flags: MessageFlags) throws(MaildirError) -> MaildirMessage {
+    /// both directories made durable (unless `durably` is false: the caller syncs them
+    /// once for many moves, `syncSubdirectory`). The base name stays the same.
+    public func move(_ message: MaildirMessage, to other: MaildirFolder, flags: MessageFlags, durably: Bool = true) throws(MaildirError) -> MaildirMessage {
         let newName = MessageFileName.fileName(baseName: message.baseName, flags: flags, in: .cur)
         let from = path + "/" + message.relativePath
         let to = other.path + "/cur/" + newName
         if rename(from, to) != 0 { throw MaildirError(operation: "move message to \(other.path)", path: from, errno: errno) }
-        try FS.syncDirectory(other.path + "/cur", operation: "make a moved message durable")
-        try FS.syncDirectory(path + "/" + message.subdirectory.rawValue, operation: "make a moved message durable")
+        if durably {
+            try other.syncSubdirectory(.cur)
+            try syncSubdirectory(message.subdirectory)
+        }
         var moved = message
         moved.flags = flags
         moved.subdirectory = .cur

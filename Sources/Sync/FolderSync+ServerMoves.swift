@@ -76,9 +76,11 @@ extension FolderSync {
         var arrived: [String: MessageFlags] = [:]
         var pairs: [MessagePair] = []
         var claimed = Set<UID>()
+        var touched: [String: (MaildirFolder, MaildirSubdirectory)] = [:]   // source directories to sync once
         for c in claims {
             do {
-                let renamed = try c.parked.folder.move(c.parked.file, to: near.folder, flags: FlagMapping.mirrored(c.flags))
+                let renamed = try c.parked.folder.move(c.parked.file, to: near.folder, flags: FlagMapping.mirrored(c.flags), durably: false)
+                touched[c.parked.folder.path + "/" + c.parked.file.subdirectory.rawValue] = (c.parked.folder, c.parked.file.subdirectory)
                 c.parked.witness?.expectRemoved(c.parked.file.fileName, from: c.parked.file.subdirectory)
                 near.witness?.expectAdded(renamed.fileName, to: renamed.subdirectory)
                 arrived[renamed.baseName] = renamed.flags
@@ -95,6 +97,9 @@ extension FolderSync {
                 log.warn("\(FolderNaming.displayName(c.parked.folder.name)) → here: could not move the local file (\(error)); the message is downloaded instead")
             }
         }
+        // The renames are durable before the pairs follow them (one fsync per directory).
+        if !claimed.isEmpty { try near.folder.syncSubdirectory(.cur) }
+        for (folder, sub) in touched.values { try folder.syncSubdirectory(sub) }
         try state.transaction {
             for pair in pairs { try state.updatePair(pair) }
             for id in journal { try state.resolveJournalEntry(id) }

@@ -42,7 +42,8 @@ actor MoveBroker {
     /// Folders that lost messages (per LIST-STATUS) and folders that gained some.
     let sources: Set<FolderID>
     let targets: Set<FolderID>
-    private let position: [FolderID: Int]
+    /// Each folder's place in the queue of passes.
+    private let queueIndex: [FolderID: Int]
     private var parkingDone: Set<FolderID> = []
     private var parked: [Int64: [Parked]] = [:]   // by size in CRLF form
     private var taken: Set<Int64> = []
@@ -53,7 +54,7 @@ actor MoveBroker {
     init(order: [FolderID], sources: Set<FolderID>, targets: Set<FolderID>) {
         self.sources = sources
         self.targets = targets
-        position = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+        queueIndex = Dictionary(order.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// The gone messages of `folder` wait for claims.
@@ -68,8 +69,8 @@ actor MoveBroker {
 
     /// Waits until every losing folder queued before `folder` has parked its gone messages.
     func waitForParking(by folder: FolderID) async {
-        let mine = position[folder] ?? Int.max
-        let awaited = Set(sources.filter { $0 != folder && (position[$0] ?? Int.max) < mine })
+        let mine = queueIndex[folder] ?? Int.max
+        let awaited = Set(sources.filter { $0 != folder && (queueIndex[$0] ?? Int.max) < mine })
         if awaited.isSubset(of: parkingDone) { return }
         await withCheckedContinuation { waiters.append((awaited, $0)) }
     }

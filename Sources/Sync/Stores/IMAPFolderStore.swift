@@ -92,7 +92,7 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     /// Short answers instead of a FETCH line per message.
     func listChanges(since modSeq: ModSeq, known: [UID: MessageFlags], alsoKnown: [UID: Int64?] = [:]) async throws -> [MessageKey: StoreMessage] {
         let changed: [FetchedMessage]
-        var gone: (UID) -> Bool
+        let gone: (UID) -> Bool
         if let early, early.since == modSeq {
             changed = early.messages
             let vanished = early.vanished
