@@ -23,10 +23,8 @@ import TestSupport
         try await maildirSettles()
         _ = try await a.sync()
 
-        let config = try ConfigurationLoader.load(path: a.config)
         func pass() async throws -> (report: AccountReport, bodies: Int, counts: [String: Int]) {
-            var sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
-                                       logger: Logger(level: .error), force: false, dryRun: false)
+            var sync = try a.accountSync()
             let session = try await sync.connect(secret: a.user.password)
             sync.session = session
             let report = try await sync.run()

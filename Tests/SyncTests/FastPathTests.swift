@@ -71,9 +71,7 @@ extension FastPathTests {
         _ = try await s.select(.inbox)
         try await s.store(UIDSet([UID(3), UID(17), UID(29)]), .add, [.flagged])
         await s.logout()
-        let config = try ConfigurationLoader.load(path: a.config)
-        var sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
-                                   logger: Logger(level: .error), force: false, dryRun: false)
+        var sync = try a.accountSync()
         let session = try await sync.connect(secret: a.user.password)
         sync.session = session
         let report = try await sync.run()
@@ -96,9 +94,7 @@ extension FastPathTests {
         try await s.deleteMessages(UIDSet([UID(4), UID(5), UID(20)]))
         try await s.store(UIDSet([UID(9)]), .add, [.seen])
         await s.logout()
-        let config = try ConfigurationLoader.load(path: a.config)
-        var sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
-                                   logger: Logger(level: .error), force: false, dryRun: false)
+        var sync = try a.accountSync()
         let session = try await sync.connect(secret: a.user.password)
         #expect(await session.enabled.contains("QRESYNC"))
         sync.session = session
@@ -125,10 +121,8 @@ extension FastPathTests {
         _ = try await a.sync()
         try await maildirSettles()
         _ = try await a.sync()   // notes the settled Maildir
-        let config = try ConfigurationLoader.load(path: a.config)
         func pass() async throws -> FolderReport {
-            let sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
-                                       logger: Logger(level: .error), force: false, dryRun: false)
+            let sync = try a.accountSync()
             return try #require(try await sync.run().folders.first { $0.folder == ["INBOX"] })
         }
         let s = try await a.session()

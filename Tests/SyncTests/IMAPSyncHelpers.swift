@@ -2,8 +2,10 @@
 import Glibc
 #endif
 import IMAP
+import Config
 import Maildir
 import Support
+import Sync
 import Transport
 import TestSupport
 
@@ -39,6 +41,14 @@ struct SyncAccount {
         layout = "\(layout)"
         \(extra)
         """, mode: 0o600)
+    }
+
+    /// The account's engine as `mailmirror sync` builds it, for a test that looks at its
+    /// report or hands it a session of its own.
+    func accountSync() throws -> IMAPAccountSync {
+        let config = try ConfigurationLoader.load(path: self.config)
+        return IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
+                               logger: Logger(level: .error), force: false, dryRun: false)
     }
 
     func session() async throws -> IMAPSession {

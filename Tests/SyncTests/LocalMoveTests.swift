@@ -31,9 +31,7 @@ import TestSupport
         let target = archive.path + "/cur/" + moving.fileName
         #expect(rename(inbox.filePath(of: moving), target) == 0)
 
-        let config = try ConfigurationLoader.load(path: a.config)
-        var sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
-                                   logger: Logger(level: .error), force: false, dryRun: false)
+        var sync = try a.accountSync()
         let session = try await sync.connect(secret: a.user.password)
         sync.session = session
         let report = try await sync.run()
@@ -56,8 +54,7 @@ import TestSupport
         #expect(a.localMessages("Archive").count == 2)
 
         // The next pass has nothing left to do on either side.
-        let next = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
-                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let next = try a.accountSync()
         let again = try await next.run()
         #expect(again.movedOnServer == 0)
         #expect(again.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.error == nil }, "\(again.folders)")
@@ -101,8 +98,7 @@ extension LocalMoveTests {
         _ = try await s.move(UIDSet([pair.uid!]), to: MailboxName("Archive"))
         await s.logout()
 
-        let sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
-                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let sync = try a.accountSync()
         let report = try await sync.run()
         #expect(report.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.error == nil }, "\(report.folders)")
         let serverArchive = try await a.serverMessages("Archive")
@@ -137,9 +133,7 @@ extension LocalMoveTests {
         try await s.store(UIDSet(Array(assigned!.destination)), .add, [.flagged])
         await s.logout()
 
-        let config = try ConfigurationLoader.load(path: a.config)
-        let sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
-                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let sync = try a.accountSync()
         let report = try await sync.run()
         #expect(report.movedLocally == 1)
         #expect(report.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.error == nil }, "\(report.folders)")
@@ -189,8 +183,7 @@ extension LocalMoveTests {
                                                    targetFolder: to.id, created: 0))
         _ = try inbox.move(file, to: archive, flags: MessageFlags())
 
-        let sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
-                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let sync = try a.accountSync()
         let report = try await sync.run()
         #expect(report.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.error == nil }, "\(report.folders)")
         #expect(a.localMessages("Archive").count == 2 && a.localMessages("INBOX").count == 1)
@@ -224,9 +217,7 @@ extension LocalMoveTests {
         await s.logout()
         try await a.append("Lists", [mail("w9")])
 
-        let config = try ConfigurationLoader.load(path: a.config)
-        let sync = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
-                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let sync = try a.accountSync()
         let report = try await sync.run()
         #expect(report.movedLocally == 3, "\(report.folders)")
         let byName = Dictionary(report.folders.map { ($0.folder, $0) }, uniquingKeysWith: { a, _ in a })

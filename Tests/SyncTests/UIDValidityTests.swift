@@ -57,9 +57,7 @@ import TestSupport
         #expect(filesBefore.isSubset(of: names), "\(filesBefore.subtracting(names))")
 
         // And the pass after that has nothing to do.
-        let config = try ConfigurationLoader.load(path: a.config)
-        let next = IMAPAccountSync(account: config.accounts[0], stateDirectory: config.general.stateDirectory,
-                                   logger: Logger(level: .error), force: false, dryRun: false)
+        let next = try a.accountSync()
         let again = try await next.run()
         #expect(again.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.deleted == 0 && $0.error == nil }, "\(again.folders)")
         #expect(try await a.serverMessages("Archive").count == 9)
