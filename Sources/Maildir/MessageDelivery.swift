@@ -144,9 +144,6 @@ public final class DeliveryBatch {
     /// against well under a millisecond for one small file.
     public static let perFileSyncLimit = 16
 
-    /// Whether committing `count` messages flushes the whole file system (syncfs).
-    public static func flushesFileSystem(committing count: Int) -> Bool { count > perFileSyncLimit }
-
     /// Makes every queued message durable and visible; returns them in the order added.
     public func commit() throws(MaildirError) -> [MaildirMessage] {
         guard !pending.isEmpty else { return [] }
@@ -154,7 +151,7 @@ public final class DeliveryBatch {
         pending = []
         do throws(MaildirError) {
             var paths = alsoFlush
-            if Self.flushesFileSystem(committing: batch.count) {
+            if batch.count > Self.perFileSyncLimit {
                 try FS.syncFileSystem(containing: folder.path, operation: "sync")
                 paths = paths.filter { !FS.sameFileSystem($0, folder.path) }
             } else {
