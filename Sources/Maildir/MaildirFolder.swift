@@ -1,6 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
+import Synchronization
 
 /// One message file found by a scan.
 public struct MaildirMessage: Sendable, Hashable {
@@ -153,6 +155,18 @@ public struct MaildirFolder: Sendable, Hashable {
     public func remove(_ message: MaildirMessage) throws(MaildirError) {
         let file = path + "/" + message.relativePath
         if unlink(file) != 0 && errno != ENOENT { throw MaildirError(operation: "remove message", path: file, errno: errno) }
+    }
+
+    /// Removes messages of several folders, some at once: an unlink of a file whose data is
+    /// on disk costs ~70 µs here, and unlinks in different directories run in parallel. A
+    /// file already gone is no failure; the first failure is thrown once all are done.
+    public static func remove(_ messages: [(folder: MaildirFolder, message: MaildirMessage)]) throws(MaildirError) {
+        let failure = Mutex<MaildirError?>(nil)
+        DispatchQueue.concurrentPerform(iterations: messages.count) { i in
+            do throws(MaildirError) { try messages[i].folder.remove(messages[i].message) }
+            catch { failure.withLock { if $0 == nil { $0 = error } } }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
     }
 
     /// The modification times of `cur/` and `new/` (nanoseconds): any delivery, rename or

@@ -32,6 +32,18 @@ final class Database {
         sqlite3_close_v2(db)
     }
 
+    /// Checkpoints the WAL into the database and truncates it when it is larger than
+    /// `limit` bytes; returns whether it did. Never waits: with another connection active
+    /// (a worker, another process) the WAL stays as it is for a later call.
+    @discardableResult
+    func truncateLog(ifLargerThan limit: off_t) -> Bool {
+        var info = stat()
+        guard path != ":memory:", stat(path + "-wal", &info) == 0, info.st_size > limit else { return false }
+        sqlite3_busy_timeout(db, 0)
+        defer { sqlite3_busy_timeout(db, 10_000) }
+        return sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil) == SQLITE_OK
+    }
+
     /// Runs SQL text that returns no rows (pragmas, DDL); several statements allowed.
     func execute(_ sql: String) throws(StateError) {
         var errorMessage: UnsafeMutablePointer<CChar>?

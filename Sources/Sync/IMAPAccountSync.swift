@@ -71,8 +71,8 @@ public struct IMAPAccountSync: Sendable {
     }
 
     /// The state to work on: the real file, or for a dry run an in-memory copy of it.
-    func openState() throws -> StateStore {
-        dryRun ? try StateStore.scratchCopy(of: stateDirectory) : try StateStore.open(directory: stateDirectory)
+    func openState(trimmingLog: Bool = true) throws -> StateStore {
+        dryRun ? try StateStore.scratchCopy(of: stateDirectory) : try StateStore.open(directory: stateDirectory, trimmingLog: trimmingLog)
     }
 
     public func run() async throws -> AccountReport {
@@ -160,7 +160,8 @@ public struct IMAPAccountSync: Sendable {
                         Trace.mark("\(self.account.name): another session")
                         let reports = await self.worker(session: session, queue: queue, accountID: accountID, store: store,
                                                         sharedState: nil, broker: broker)
-                        await session.logout()
+                        // Every command was answered: the server's BYE is not worth a wait.
+                        await session.logout(waiting: false)
                         return reports
                     }
                 }
@@ -169,6 +170,7 @@ public struct IMAPAccountSync: Sendable {
                 return all
             }
             report.folders += (reports + quiet).sorted { $0.folder.lexicographicallyPrecedes($1.folder) }
+            Trace.mark("\(account.name): workers done")
             if let broker { try await settleMoves(broker, report: &report, state: state) }
             report.movedLocally = report.folders.reduce(0) { $0 + $1.movedHere }
             Trace.mark("\(account.name): folder passes")
@@ -205,10 +207,9 @@ public struct IMAPAccountSync: Sendable {
     /// sees the same messages vanish and finishes the job.
     func settleMoves(_ broker: MoveBroker, report: inout AccountReport, state: StateStore) async throws {
         let settled = await broker.settle()
-        for p in settled.flatMap(\.unclaimed) {
-            try p.folder.remove(p.file)
-            p.witness?.expectRemoved(p.file.fileName, from: p.file.subdirectory)
-        }
+        let unclaimed = settled.flatMap(\.unclaimed)
+        for p in unclaimed { p.witness?.expectRemoved(p.file.fileName, from: p.file.subdirectory) }
+        try MaildirFolder.remove(unclaimed.map { ($0.folder, $0.file) })
         try state.transaction {
             for (id, _, unclaimed, position) in settled {
                 try state.deletePairs(ids: unclaimed.compactMap(\.pair.id))
@@ -266,7 +267,7 @@ public struct IMAPAccountSync: Sendable {
                 sharedState: StateStore?, broker: MoveBroker?) async -> [FolderReport] {
         var reports: [FolderReport] = []
         let state: StateStore
-        do { state = try sharedState ?? openState() } catch {
+        do { state = try sharedState ?? openState(trimmingLog: false) } catch {
             while let item = await queue.next() {
                 await broker?.finish(item.record)
                 var r = FolderReport(folder: item.folder)

@@ -78,10 +78,12 @@ public actor Connection {
         let contextReady: Task<TLSContext, any Error>? = tls.map { tls in
             Task { try await runBlocking(label: "mailmirror.tls-context") { try TLSContext.shared(caFile: tls.caFile) } }
         }
+        Trace.mark("\(peer): connecting")
         let addresses: [ResolvedAddress]
         do { addresses = try await AddressResolver.resolve(host: host, port: port) }
         catch { _ = try? await contextReady?.value; throw error }
         var lastError: TransportError = .connectFailed(peer: peer, reason: "no address to try")
+        Trace.mark("\(peer): resolved")
         for address in addresses {
             let remaining = deadline - monotonicSeconds()
             if remaining <= 0 { break }

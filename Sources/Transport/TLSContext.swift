@@ -57,7 +57,9 @@ final class TLSContext: @unchecked Sendable {
     /// algorithms: a few milliseconds) on a background thread, so that the first connection
     /// finds it done. Safe to call more than once, and at any time.
     static func warmUp() {
-        DispatchQueue.global().async {
+        // Its own queue, not a global one: a global queue's thread counts against the
+        // cooperative pool's width (2 here), and the connection's task then waits for it.
+        DispatchQueue(label: "mailmirror.tls-warm-up").async {
             _ = sslInitialised
             if let ctx = SSL_CTX_new(TLS_client_method()) { SSL_CTX_free(ctx) }
         }

@@ -96,6 +96,41 @@ func fileNames(_ dir: String) -> [String] {
         #expect(try folder.scan().messages.isEmpty)
     }
 
+    /// Messages of several folders removed at once: all go, one already gone is no failure,
+    /// and one that cannot be removed fails the call with its path once the rest are gone.
+    @Test func removalAcrossFolders() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = MaildirStore(root: dir.path, layout: .fs)
+        var all: [(folder: MaildirFolder, message: MaildirMessage)] = []
+        for name in ["A", "B", "C"] {
+            let folder = try store.createFolder([name])
+            for i in 0..<20 {
+                let w = try folder.beginDelivery()
+                try w.write(Array("Message-ID: <\(name)\(i)@x>\n\nbody\n".utf8))
+                all.append((folder, try folder.deliver(w, flags: MessageFlags("S"))))
+            }
+        }
+        try MaildirFolder.remove(Array(all.prefix(30)))
+        try MaildirFolder.remove([all[0]])   // already gone
+        #expect(try store.folder(["A"]).scan().messages.isEmpty)
+        #expect(try store.folder(["B"]).scan().messages.count == 10)
+
+        // A file that cannot be removed (a directory took its name): the other removals
+        // still happen, and the error names it.
+        let c = all[40].folder
+        let blocked = c.filePath(of: all[45].message)
+        unlink(blocked)
+        mkdir(blocked, 0o700)
+        let error = #expect(throws: MaildirError.self) { try MaildirFolder.remove(Array(all[30...])) }
+        #expect(error?.description.contains(blocked) == true)
+        #expect(try store.folder(["B"]).scan().messages.isEmpty)
+        #expect(fileNames(c.path + "/cur") == [all[45].message.fileName])
+        rmdir(blocked)
+        try MaildirFolder.remove(Array(all[30...]))
+        #expect(fileNames(c.path + "/cur").isEmpty)
+    }
+
     @Test func scanOfTenThousandFiles() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

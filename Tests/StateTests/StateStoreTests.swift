@@ -151,6 +151,43 @@ struct ExpectedFailure: Error {}
         #expect(try store.pop3Messages(of: account) == [POP3Record(uidl: uidl, localName: "1.x.host", deliveredAt: 100, deletedAt: 200)])
     }
 
+    /// Closing keeps the WAL (no checkpoint at each run's end); the next opening folds a
+    /// large one into the database and truncates it, unless told not to, and never waits for
+    /// a connection that is reading.
+    @Test func largeLogIsTruncatedWhenTheStateIsOpenedAgain() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let wal = dir.path + "/" + StateStore.fileName + "-wal"
+        func walSize() -> Int { var st = stat(); return stat(wal, &st) == 0 ? Int(st.st_size) : -1 }
+        do {
+            let store = try StateStore.open(directory: dir.path)
+            try store.db.execute("CREATE TABLE filler (x BLOB)")
+            for _ in 0..<8 {
+                try store.transaction { try store.db.execute("INSERT INTO filler SELECT randomblob(1000) FROM (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5) a, (SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9 UNION ALL SELECT 10) b") }
+            }
+        }
+        let kept = walSize()
+        #expect(kept > Int(StateStore.walLimitAtOpen))
+        do { _ = try StateStore.open(directory: dir.path, trimmingLog: false) }
+        #expect(walSize() == kept)
+
+        // A reader holds a snapshot: the truncation gives up at once (the busy timeout is 10 s).
+        let reader = try StateStore.open(directory: dir.path, trimmingLog: false)
+        try reader.db.execute("BEGIN")
+        try reader.db.query("SELECT count(*) FROM filler") { _ in }
+        let start = monotonicSeconds()
+        do { _ = try StateStore.open(directory: dir.path) }
+        #expect(monotonicSeconds() - start < 5)
+        #expect(walSize() == kept)
+        try reader.db.execute("COMMIT")
+
+        let store = try StateStore.open(directory: dir.path)
+        #expect(walSize() == 0)
+        var rows: Int64 = 0
+        try store.db.query("SELECT count(*) FROM filler") { row in rows = row.int(0) }
+        #expect(rows == 400)
+    }
+
     @Test func secondWriterWaitsThenSeesCommittedData() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
