@@ -41,7 +41,14 @@ final class Database {
         guard path != ":memory:", stat(path + "-wal", &info) == 0, info.st_size > limit else { return false }
         sqlite3_busy_timeout(db, 0)
         defer { sqlite3_busy_timeout(db, 10_000) }
-        return sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil) == SQLITE_OK
+        guard sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil) == SQLITE_OK else { return false }
+        // The first commit into an empty WAL writes its header and fsyncs it (and, a
+        // connection's first fsync, the directory): done now, by rewriting the header page
+        // as it is, rather than in the middle of the pass.
+        var version: Int64 = 0
+        try? query("PRAGMA user_version") { row in version = row.int(0) }
+        try? execute("PRAGMA user_version = \(version)")
+        return true
     }
 
     /// Runs SQL text that returns no rows (pragmas, DDL); several statements allowed.

@@ -21,6 +21,9 @@ public struct FolderReport: Sendable {
     /// The pass worked from the server's changes alone (the Maildir had not changed): no
     /// scan of the folder, no load of every pair.
     public var incremental = false
+    /// The folder's SELECT flight went out while the previous folder's pass on the same
+    /// session made its downloads durable (see `IMAPFolderStore.sendOpenAhead`).
+    public var selectedAhead = false
     /// Messages moved into this folder on the server, renamed here instead of downloaded.
     public var movedHere = 0
     /// Left on the server by max_message_size.

@@ -23,6 +23,9 @@ struct FolderSync {
     var progress: ProgressLine?
     /// Where this account's passes meet to carry server moves (nil: no move possible).
     var broker: MoveBroker?
+    /// Called once a pass has sent its last command, while its downloads are made durable
+    /// (the session is free until the next folder's pass: see `IMAPFolderStore.sendOpenAhead`).
+    var whenServerIdle: (@Sendable () async -> Void)?
 
     func sync(far: IMAPFolderStore, near: MaildirFolderStore, folder: [String], record initial: FolderRecord,
               status: MailboxStatus? = nil) async throws -> FolderReport {
@@ -35,13 +38,9 @@ struct FolderSync {
         if try isUnchanged(status: status, record: record, folder: near.folder) { return report }
         let name = FolderNaming.displayName(folder)
         Trace.mark("\(name): start")
-        // The changes since the last pass go out with the SELECT when nothing has to happen
-        // in between (no journal to recover).
-        let quick = try policy.direction == .both && record.lastError == nil && !dryRun && record.uidValidity != nil
-            && state.pendingJournalCount(in: record.id) == 0
-        // New messages (UIDNEXT grew, per LIST-STATUS) get a FETCH of their own in that flight.
-        let grew = status.map { $0.uidNext != record.uidNext } ?? true
-        let selected = try await far.open(changedSince: quick ? record.highestModSeq : nil, newFrom: grew ? record.uidNext : nil)
+        let opening = try openArguments(record: record, status: status)
+        let selected = try await far.open(changedSince: opening.changedSince, newFrom: opening.newFrom)
+        report.selectedAhead = far.openedAhead
         Trace.mark("\(name): selected")
         if let known = record.uidValidity, let now = selected.uidValidity, known != now {
             if dryRun { throw SyncError.uidValidityChanged(was: known, now: now) }
@@ -217,7 +216,8 @@ struct FolderSync {
         var downloadedNames: [String: MessageFlags] = [:]
         report.downloaded = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) },
                                                flags: farMessages.mapValues(\.flags), sizes: farMessages.compactMapValues(\.size),
-                                               kind: .download, marker: nil, record: record, log: log) { from, to in
+                                               kind: .download, marker: nil, record: record, log: log,
+                                               afterLastReceive: plan.uploads.isEmpty ? whenServerIdle : nil) { from, to in
             if let name = to.name { downloadedNames[name] = FlagMapping.mirrored(farMessages[from]?.flags ?? MessageFlags()) }
         }
         report.uploaded = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) },
@@ -270,6 +270,16 @@ struct FolderSync {
         Trace.mark("\(name): done")
     }
 
+    /// How a pass SELECTs the folder: the changes since the last pass go out with the SELECT
+    /// when nothing has to happen in between (no journal to recover), and new messages
+    /// (UIDNEXT grew, per LIST-STATUS) get a FETCH of their own in that flight.
+    func openArguments(record: FolderRecord, status: MailboxStatus?) throws -> (changedSince: ModSeq?, newFrom: UID?) {
+        let quick = try policy.direction == .both && record.lastError == nil && !dryRun && record.uidValidity != nil
+            && state.pendingJournalCount(in: record.id) == 0
+        let grew = status.map { $0.uidNext != record.uidNext } ?? true
+        return (quick ? record.highestModSeq : nil, grew ? record.uidNext : nil)
+    }
+
     /// Whether a pass over the folder would find nothing to do: the server says nothing moved
     /// (LIST-STATUS: UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ as noted) and the Maildir's `cur/`
     /// and `new/` were not touched since the last pass.
@@ -286,6 +296,7 @@ struct FolderSync {
     /// the new pairs recorded and the journal resolved.
     func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], flags: [MessageKey: MessageFlags],
                   sizes: [MessageKey: Int64] = [:], kind: JournalKind, marker: UID?, record: FolderRecord, log: Logger,
+                  afterLastReceive: (@Sendable () async -> Void)? = nil,
                   moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> Int {
         guard !keys.isEmpty else { return 0 }
         var moved = 0
@@ -315,6 +326,7 @@ struct FolderSync {
                 Trace.mark("\(label): journaled \(chunk.count)")
                 try await source.export(chunk, flags: flags, into: batch)
                 Trace.mark("\(label): received")
+                if start + transferBatch >= keys.count, let afterLastReceive { await afterLastReceive() }
                 let mapping = try await batch.commit()
                 Trace.mark("\(label): durable")
                 try state.transaction {

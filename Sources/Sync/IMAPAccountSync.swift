@@ -279,9 +279,27 @@ public struct IMAPAccountSync: Sendable {
         var sync = FolderSync(account: account, state: state, accountID: accountID, policy: policy, logger: logger, dryRun: dryRun)
         sync.progress = progress
         sync.broker = broker
-        while let item = await queue.next() {
+        // While a pass makes its downloads durable, the next folder is taken from the queue and
+        // its SELECT flight sent: the server answers while the disk works.
+        let next = NextFolder()
+        let spool = stateDirectory + "/spool"
+        let planner = sync
+        sync.whenServerIdle = {
+            guard next.item == nil, let item = await queue.next() else { return }
+            let far = IMAPFolderStore(session: session, mailbox: item.mailbox, spoolDirectory: spool)
+            next.item = (item, far)
+            if let record = try? state.folderRecord(id: item.record),
+               let opening = try? planner.openArguments(record: record, status: item.status), let since = opening.changedSince {
+                await far.sendOpenAhead(changedSince: since, newFrom: opening.newFrom)
+            }
+        }
+        while true {
+            let taken = next.item
+            next.item = nil
+            guard let (item, far) = taken != nil ? taken : await queue.next().map({
+                ($0, IMAPFolderStore(session: session, mailbox: $0.mailbox, spoolDirectory: spool))
+            }) else { break }
             do {
-                let far = IMAPFolderStore(session: session, mailbox: item.mailbox, spoolDirectory: stateDirectory + "/spool")
                 let near = MaildirFolderStore(folder: store.folder(item.folder))
                 var r = try await sync.sync(far: far, near: near, folder: item.folder, record: try state.folderRecord(id: item.record),
                                             status: item.status)
@@ -298,10 +316,24 @@ public struct IMAPAccountSync: Sendable {
                     try? state.updateFolder(record)
                 }
                 reports.append(r)
-                if await session.closedReason != nil { break }   // the session is gone: leave the rest to the others
+                if await session.closedReason != nil {   // the session is gone: leave the rest to the others
+                    if let (item, _) = next.item {   // taken already: fails with it
+                        await broker?.finish(item.record)
+                        var r = FolderReport(folder: item.folder)
+                        r.error = "\(error)"
+                        reports.append(r)
+                    }
+                    break
+                }
             }
         }
         return reports
+    }
+
+    /// A worker's next folder, taken from the queue ahead of time (see `worker`); touched
+    /// only by that worker's task, one step at a time.
+    final class NextFolder: @unchecked Sendable {
+        var item: (WorkItem, IMAPFolderStore)?
     }
 
     /// The personal namespace prefix and delimiter (RFC 2342), else the delimiter of INBOX.

@@ -182,7 +182,7 @@ struct ExpectedFailure: Error {}
         try reader.db.execute("COMMIT")
 
         let store = try StateStore.open(directory: dir.path)
-        #expect(walSize() == 0)
+        #expect(walSize() < 16 * 1024, "a fresh WAL: its header and one frame")
         var rows: Int64 = 0
         try store.db.query("SELECT count(*) FROM filler") { row in rows = row.int(0) }
         #expect(rows == 400)

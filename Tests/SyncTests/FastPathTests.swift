@@ -171,3 +171,35 @@ extension FastPathTests {
         #expect(flagged.flags == Maildir.MessageFlags("Fa"))
     }
 }
+
+extension FastPathTests {
+    /// Several folders with new messages on one session: while a folder's downloads are made
+    /// durable, the next folder's SELECT flight is already out; each folder is selected once
+    /// and everything arrives; the next pass finds nothing to do.
+    @Test func nextFolderIsSelectedWhileDownloadsAreMadeDurable() async throws {
+        let a = try SyncAccount(fixture, extra: "connections = 1")
+        defer { a.dir.remove() }
+        let folders = ["INBOX", "Archive", "Lists/swift"]
+        for folder in folders { try await a.append(folder, [mail("\(folder)-old")]) }
+        _ = try await a.sync()
+        for folder in folders { try await a.append(folder, (1...3).map { mail("\(folder)-new\($0)") }) }
+
+        var sync = try a.accountSync()
+        let session = try await sync.connect(secret: a.user.password)
+        sync.session = session
+        let report = try await sync.run()
+        let counts = await session.commandCounts
+        #expect(counts["SELECT"] == 3, "\(counts)")
+        let changed = report.folders.filter { $0.downloaded > 0 }
+        #expect(changed.count == 3 && changed.allSatisfy { $0.downloaded == 3 && $0.error == nil }, "\(report.folders)")
+        #expect(changed.filter(\.selectedAhead).count == 2, "all but the first folder")
+        for folder in folders { #expect(a.localMessages(folder).count == 4, "\(folder)") }
+
+        try await maildirSettles()
+        let quiet = try await sync.run()
+        let after = await session.commandCounts
+        await session.logout()
+        #expect(after["SELECT"] == 3, "the next pass selects nothing: \(after)")
+        #expect(quiet.folders.allSatisfy { $0.downloaded == 0 && $0.error == nil })
+    }
+}

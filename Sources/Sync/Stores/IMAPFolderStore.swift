@@ -40,9 +40,15 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     /// With `newFrom` (the UIDNEXT of the last pass) the new messages are fetched by a FETCH
     /// of their own in that flight.
     func open(changedSince: ModSeq? = nil, newFrom: UID? = nil) async throws -> SelectedMailbox {
+        let sentAhead = ahead
+        ahead = nil
         if let since = changedSince, await session.enabled.contains("QRESYNC") {
-            let (selectedNow, changed, vanished) = try await session.selectWithChanges(
-                mailbox, items: Self.metadata, since: since, newFrom: newFrom)
+            openedAhead = sentAhead?.since == since && sentAhead?.newFrom == newFrom
+            let (selectedNow, changed, vanished) = if openedAhead, let sentAhead {
+                try await sentAhead.flight.value
+            } else {
+                try await session.selectWithChanges(mailbox, items: Self.metadata, since: since, newFrom: newFrom)
+            }
             selected = selectedNow
             early = EarlyChanges(since: since, messages: changed, vanished: vanished)
             return selectedNow
@@ -52,6 +58,21 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
         return s
     }
     private var early: EarlyChanges?
+
+    /// Whether `open` took the answer of a flight `sendOpenAhead` sent.
+    private(set) var openedAhead = false
+    /// A SELECT flight sent ahead by `sendOpenAhead`, with what it was sent for.
+    private var ahead: (since: ModSeq, newFrom: UID?, flight: Task<(SelectedMailbox, changed: [FetchedMessage], vanished: UIDSet), any Error>)?
+
+    /// Sends the flight of `open(changedSince:newFrom:)` now (QRESYNC only): the session is
+    /// idle while the previous folder's pass makes its downloads durable, and `open` with
+    /// the same arguments then takes this answer instead of waiting for a round trip.
+    /// Call only when nothing else will use the session until this folder's pass opens it.
+    func sendOpenAhead(changedSince since: ModSeq, newFrom: UID?) async {
+        guard ahead == nil, await session.enabled.contains("QRESYNC") else { return }
+        let session = self.session, mailbox = self.mailbox
+        ahead = (since, newFrom, Task { try await session.selectWithChanges(mailbox, items: Self.metadata, since: since, newFrom: newFrom) })
+    }
     private static let identityItem = FetchItem.headerFields(["MESSAGE-ID"])
     private static let identitySection = Array("HEADER.FIELDS (MESSAGE-ID)".utf8)
 
