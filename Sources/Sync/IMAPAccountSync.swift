@@ -171,13 +171,14 @@ public struct IMAPAccountSync: Sendable {
             }
             report.folders += (reports + quiet).sorted { $0.folder.lexicographicallyPrecedes($1.folder) }
             Trace.mark("\(account.name): workers done")
+            // The server has nothing more to do: it logs out while the Maildir work below runs.
+            if reused == nil { await main.logout(waiting: false) } else { try? await main.unselect() }
+            Trace.mark("\(account.name): logged out")
             if let broker { try await settleMoves(broker, report: &report, state: state) }
             report.movedLocally = report.folders.reduce(0) { $0 + $1.movedHere }
             Trace.mark("\(account.name): folder passes")
             try await noteSettledMarkers(&report, state: state, store: store)
             Trace.mark("\(account.name): markers settled")
-            if reused == nil { await main.logout(waiting: false) } else { try? await main.unselect() }
-            Trace.mark("\(account.name): logged out")
             try state.recordAccountPass(accountID, completedAt: report.failedFolders == 0 && !dryRun ? Int64(time(nil)) : nil,
                                         error: report.failedFolders == 0 ? nil : "\(report.failedFolders) folder(s) failed")
             return report
