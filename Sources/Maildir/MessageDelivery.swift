@@ -17,6 +17,8 @@ public final class MessageWriter {
     let tmpPath: String
     private var fd: Int32
     private var converter = CRLFToLFConverter()
+    /// The received date the file gets once delivered (`finishWriting`).
+    private var modificationTime: time_t?
 
     init(folder: MaildirFolder) throws(MaildirError) {
         self.folder = folder
@@ -60,10 +62,10 @@ public final class MessageWriter {
     /// that sort by it) and closes the file; `sync` also fsyncs it.
     func finishWriting(modificationTime: time_t?, sync: Bool) throws(MaildirError) {
         try write(converter.finish())
-        if let modificationTime {
-            var times = [timespec(tv_sec: modificationTime, tv_nsec: 0), timespec(tv_sec: modificationTime, tv_nsec: 0)]
-            futimens(fd, &times)
-        }
+        // Given to the file only once it is in place: a tmp/ file with an old date looks
+        // like a crashed delivery's leftover, and Maildir readers (Dovecot, another
+        // mailmirror) delete those while the download is still on its way in.
+        self.modificationTime = modificationTime
         if sync && fsync(fd) != 0 { throw MaildirError(operation: "fsync", path: tmpPath, errno: errno) }
         if close(fd) != 0 { fd = -1; throw MaildirError(operation: "close", path: tmpPath, errno: errno) }
         fd = -1
@@ -77,6 +79,10 @@ public final class MessageWriter {
         let target = folder.path + "/" + sub.rawValue + "/" + fileName
         // link+unlink would refuse to overwrite; the name is unique by construction, so rename.
         if rename(tmpPath, target) != 0 { throw MaildirError(operation: "deliver", path: target, errno: errno) }
+        if let modificationTime {   // cosmetic (readers sort by it): not worth a failure
+            var times = [timespec(tv_sec: modificationTime, tv_nsec: 0), timespec(tv_sec: modificationTime, tv_nsec: 0)]
+            utimensat(AT_FDCWD, target, &times, 0)
+        }
         return MaildirMessage(baseName: baseName, flags: flags, subdirectory: sub, fileName: fileName, size: size)
     }
 

@@ -169,7 +169,15 @@ public struct IMAPAccountSync: Sendable {
                 for await r in group { all += r }
                 return all
             }
-            report.folders += (reports + quiet).sorted { $0.folder.lexicographicallyPrecedes($1.folder) }
+            // Folders no session was left to sync (every connection was lost): failed, not skipped.
+            var left: [FolderReport] = []
+            while let item = await queue.next() {
+                await broker?.finish(item.record)
+                var r = FolderReport(folder: item.folder)
+                r.error = "not synced: the connection to the server was lost during the pass; the next pass syncs it"
+                left.append(r)
+            }
+            report.folders += (reports + left + quiet).sorted { $0.folder.lexicographicallyPrecedes($1.folder) }
             Trace.mark("\(account.name): workers done")
             // The server has nothing more to do: it logs out while the Maildir work below runs.
             if reused == nil { await main.logout(waiting: false) } else { try? await main.unselect() }
@@ -266,15 +274,17 @@ public struct IMAPAccountSync: Sendable {
 
     func worker(session: IMAPSession, queue: WorkQueue, accountID: AccountID, store: MaildirStore,
                 sharedState: StateStore?, broker: MoveBroker?) async -> [FolderReport] {
+        /// A pass that failed or could not start: nobody may wait on it (the broker), and its report says why.
+        func failed(_ item: WorkItem, _ error: any Error) async -> FolderReport {
+            await broker?.finish(item.record)
+            var r = FolderReport(folder: item.folder)
+            r.error = "\(error)"
+            return r
+        }
         var reports: [FolderReport] = []
         let state: StateStore
         do { state = try sharedState ?? openState(trimmingLog: false) } catch {
-            while let item = await queue.next() {
-                await broker?.finish(item.record)
-                var r = FolderReport(folder: item.folder)
-                r.error = "\(error)"
-                reports.append(r)
-            }
+            while let item = await queue.next() { reports.append(await failed(item, error)) }
             return reports
         }
         var sync = FolderSync(account: account, state: state, accountID: accountID, policy: policy, logger: logger, dryRun: dryRun)
@@ -305,25 +315,17 @@ public struct IMAPAccountSync: Sendable {
                 var r = try await sync.sync(far: far, near: near, folder: item.folder, record: try state.folderRecord(id: item.record),
                                             status: item.status)
                 r.created = item.created
-                reports.append(r)
                 await broker?.finish(item.record)
+                reports.append(r)
             } catch {
-                await broker?.finish(item.record)   // nobody waits on a failed pass
-                var r = FolderReport(folder: item.folder)
-                r.error = "\(error)"
                 logger.error("\(account.name)/\(FolderNaming.displayName(item.folder)): \(error)")
                 if !dryRun, var record = try? state.folderRecord(id: item.record) {
                     record.lastError = "\(error)"
                     try? state.updateFolder(record)
                 }
-                reports.append(r)
+                reports.append(await failed(item, error))
                 if await session.closedReason != nil {   // the session is gone: leave the rest to the others
-                    if let (item, _) = next.item {   // taken already: fails with it
-                        await broker?.finish(item.record)
-                        var r = FolderReport(folder: item.folder)
-                        r.error = "\(error)"
-                        reports.append(r)
-                    }
+                    if let (ahead, _) = next.item { reports.append(await failed(ahead, error)) }   // taken already
                     break
                 }
             }

@@ -64,6 +64,31 @@ func fileNames(_ dir: String) -> [String] {
         #expect(readFile(folder.filePath(of: delivered[7])) == "Message-ID: <7@x>\n\nbody 7\n")
     }
 
+    /// A message with an old received date keeps a fresh tmp/ file until it is in place (a
+    /// reader's clean-up of stale tmp/ files must not take it for a crashed delivery's
+    /// leftover), then gets that date.
+    @Test func oldReceivedDateIsGivenOnlyInPlace() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let folder = try MaildirStore(root: dir.path, layout: .fs).createFolder(["INBOX"])
+        let old: time_t = 1_700_000_000
+        let batch = DeliveryBatch(folder: folder)
+        let w = try folder.beginDelivery()
+        try w.writeWireBytes(Array("Message-ID: <old@x>\r\n\r\nbody\r\n".utf8))
+        try batch.add(w, flags: MessageFlags(), modificationTime: old)
+        let scan = try folder.scan()   // what a reader does: removes tmp/ files older than 36 hours
+        #expect(scan.removedStaleTemporaryFiles == 0)
+        let delivered = try batch.commit()
+        var st = stat()
+        #expect(stat(folder.filePath(of: delivered[0]), &st) == 0)
+        #expect(st.st_mtim.tv_sec == old)
+
+        let single = try folder.beginDelivery()
+        try single.write(Array("x\n".utf8))
+        let m = try folder.deliver(single, flags: MessageFlags("S"), modificationTime: old)
+        #expect(stat(folder.filePath(of: m), &st) == 0 && st.st_mtim.tv_sec == old)
+    }
+
     @Test func abortedDeliveryLeavesNothing() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
