@@ -172,10 +172,8 @@ public struct IMAPAccountSync: Sendable {
             // Folders no session was left to sync (every connection was lost): failed, not skipped.
             var left: [FolderReport] = []
             while let item = await queue.next() {
-                await broker?.finish(item.record)
-                var r = FolderReport(folder: item.folder)
-                r.error = "not synced: the connection to the server was lost during the pass; the next pass syncs it"
-                left.append(r)
+                left.append(await Self.unsynced(item, why: "not synced: the connection to the server was lost during the pass; the next pass syncs it",
+                                                broker: broker))
             }
             report.folders += (reports + left + quiet).sorted { $0.folder.lexicographicallyPrecedes($1.folder) }
             Trace.mark("\(account.name): workers done")
@@ -274,13 +272,7 @@ public struct IMAPAccountSync: Sendable {
 
     func worker(session: IMAPSession, queue: WorkQueue, accountID: AccountID, store: MaildirStore,
                 sharedState: StateStore?, broker: MoveBroker?) async -> [FolderReport] {
-        /// A pass that failed or could not start: nobody may wait on it (the broker), and its report says why.
-        func failed(_ item: WorkItem, _ error: any Error) async -> FolderReport {
-            await broker?.finish(item.record)
-            var r = FolderReport(folder: item.folder)
-            r.error = "\(error)"
-            return r
-        }
+        func failed(_ item: WorkItem, _ error: any Error) async -> FolderReport { await Self.unsynced(item, why: "\(error)", broker: broker) }
         var reports: [FolderReport] = []
         let state: StateStore
         do { state = try sharedState ?? openState(trimmingLog: false) } catch {
@@ -331,6 +323,15 @@ public struct IMAPAccountSync: Sendable {
             }
         }
         return reports
+    }
+
+    /// The report of a folder whose pass failed or never started; nobody may wait on it (the
+    /// move broker).
+    static func unsynced(_ item: WorkItem, why: String, broker: MoveBroker?) async -> FolderReport {
+        await broker?.finish(item.record)
+        var r = FolderReport(folder: item.folder)
+        r.error = why
+        return r
     }
 
     /// A worker's next folder, taken from the queue ahead of time (see `worker`); touched
