@@ -154,7 +154,28 @@ public struct MaildirFolder: Sendable, Hashable {
     /// Removes a message file (a deletion carried over from the server).
     public func remove(_ message: MaildirMessage) throws(MaildirError) {
         let file = path + "/" + message.relativePath
-        if unlink(file) != 0 && errno != ENOENT { throw MaildirError(operation: "remove message", path: file, errno: errno) }
+        if unlink(file) == 0 { return }
+        guard errno == ENOENT else { throw MaildirError(operation: "remove message", path: file, errno: errno) }
+        // A mail reader renamed it meanwhile (a flag change): the message is its base name,
+        // whatever its flags — left in place, the next pass would take it for a new one.
+        guard let current = fileName(ofBaseName: message.baseName) else { return }
+        let renamed = path + "/" + current
+        if unlink(renamed) != 0 && errno != ENOENT { throw MaildirError(operation: "remove message", path: renamed, errno: errno) }
+    }
+
+    /// Where the message with this base name is now (`cur/NAME` or `new/NAME`), whatever its
+    /// flags; nil if it is in neither. Lists both directories: for when the expected name
+    /// is gone.
+    func fileName(ofBaseName baseName: String) -> String? {
+        let base = Array(baseName.utf8)
+        for sub in [MaildirSubdirectory.cur, .new] {
+            guard let entries = FS.entries(path + "/" + sub.rawValue) else { continue }
+            for entry in entries where entry.isDirectory != true && entry.name.starts(with: base)
+                && (entry.name.count == base.count || entry.name[base.count] == UInt8(ascii: ":")) {
+                return sub.rawValue + "/" + String(decoding: entry.name, as: UTF8.self)
+            }
+        }
+        return nil
     }
 
     /// Removes messages of several folders, some at once: an unlink of a file whose data is

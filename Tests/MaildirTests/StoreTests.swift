@@ -121,6 +121,24 @@ func fileNames(_ dir: String) -> [String] {
         #expect(try folder.scan().messages.isEmpty)
     }
 
+    /// A message a mail reader renamed (a flag change) after the pass listed it is still
+    /// removed, under its new name; another message whose name merely starts the same stays.
+    @Test func removalFollowsAFlagChangeByAReader() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let folder = try MaildirStore(root: dir.path, layout: .fs).createFolder(["INBOX"])
+        let w = try folder.beginDelivery()
+        try w.write(Array("Message-ID: <r@x>\n\nbody\n".utf8))
+        let listed = try folder.deliver(w, flags: MessageFlags())
+        let other = folder.path + "/cur/" + listed.baseName + "0:2,S"   // same prefix, another message
+        writeFile(other, "other\n", mode: 0o600)
+        rename(folder.filePath(of: listed), folder.path + "/cur/" + listed.baseName + ":2,FS")
+        try folder.remove(listed)
+        #expect(fileNames(folder.path + "/cur") == [listed.baseName + "0:2,S"])
+        #expect(fileNames(folder.path + "/new").isEmpty)
+        try folder.remove(listed)   // gone under every name: no failure
+    }
+
     /// Messages of several folders removed at once: all go, one already gone is no failure,
     /// and one that cannot be removed fails the call with its path once the rest are gone.
     @Test func removalAcrossFolders() throws {
