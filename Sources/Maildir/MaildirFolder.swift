@@ -158,21 +158,26 @@ public struct MaildirFolder: Sendable, Hashable {
         guard errno == ENOENT else { throw MaildirError(operation: "remove message", path: file, errno: errno) }
         // A mail reader renamed it meanwhile (a flag change): the message is its base name,
         // whatever its flags — left in place, the next pass would take it for a new one.
-        guard let current = fileName(ofBaseName: message.baseName) else { return }
-        let renamed = path + "/" + current
+        guard let current = find(baseName: message.baseName) else { return }
+        let renamed = path + "/" + current.relativePath
         if unlink(renamed) != 0 && errno != ENOENT { throw MaildirError(operation: "remove message", path: renamed, errno: errno) }
     }
 
-    /// Where the message with this base name is now (`cur/NAME` or `new/NAME`), whatever its
-    /// flags; nil if it is in neither. Lists both directories: for when the expected name
-    /// is gone.
-    func fileName(ofBaseName baseName: String) -> String? {
+    /// The message with this base name as it is now, whatever its flags (a mail reader may
+    /// have renamed it since it was listed); nil if it is in neither `cur/` nor `new/`.
+    /// Lists both directories: for when the expected name is gone.
+    public func find(baseName: String) -> MaildirMessage? {
         let base = Array(baseName.utf8)
         for sub in [MaildirSubdirectory.cur, .new] {
             guard let entries = FS.entries(path + "/" + sub.rawValue) else { continue }
             for entry in entries where entry.isDirectory != true && entry.name.starts(with: base)
                 && (entry.name.count == base.count || entry.name[base.count] == UInt8(ascii: ":")) {
-                return sub.rawValue + "/" + String(decoding: entry.name, as: UTF8.self)
+                let fileName = String(decoding: entry.name, as: UTF8.self)
+                var st = stat()
+                guard lstat(path + "/" + sub.rawValue + "/" + fileName, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
+                let parsed = MessageFileName(parsing: fileName)
+                return MaildirMessage(baseName: baseName, flags: parsed.flags, subdirectory: sub, fileName: fileName,
+                                      size: parsed.recordedSize ?? Int64(st.st_size))
             }
         }
         return nil

@@ -64,17 +64,31 @@ final class MaildirFolderStore: FolderStore {
 
     func apply(_ changes: [FlagChange]) async throws {
         for change in changes {
-            guard case .name(let name) = change.key, let file = files[name] else { continue }
-            var flags = file.flags
-            for l in change.add.letters { flags.insert(l) }
-            for l in change.remove.letters { flags.remove(l) }
-            let renamed = try folder.setFlags(file, to: flags)
+            guard case .name(let name) = change.key, var file = files[name] else { continue }
+            var renamed: MaildirMessage
+            do {
+                renamed = try folder.setFlags(file, to: Self.flags(file.flags, changedBy: change))
+            } catch {
+                guard error.errno == ENOENT else { throw error }
+                // A mail reader renamed it since the listing (its own flag change): this
+                // change goes on top of that one, which the next pass carries to the server.
+                guard let current = folder.find(baseName: name) else { files[name] = nil; continue }   // deleted: the next pass sees it
+                file = current
+                renamed = try folder.setFlags(current, to: Self.flags(current.flags, changedBy: change))
+            }
             if renamed.relativePath != file.relativePath {
                 witness?.expectRemoved(file.fileName, from: file.subdirectory)
                 witness?.expectAdded(renamed.fileName, to: renamed.subdirectory)
             }
             files[name] = renamed
         }
+    }
+
+    static func flags(_ current: MessageFlags, changedBy change: FlagChange) -> MessageFlags {
+        var flags = current
+        for l in change.add.letters { flags.insert(l) }
+        for l in change.remove.letters { flags.remove(l) }
+        return flags
     }
 
     func delete(_ keys: [MessageKey]) async throws {
