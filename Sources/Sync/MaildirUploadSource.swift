@@ -20,10 +20,17 @@ public final class MaildirUploadSource: MessageSource, @unchecked Sendable {
     public static func tokenHeader(_ token: String) -> [UInt8] { Array("X-Mailmirror-Token: \(token)\r\n".utf8) }
 
     public init(path: String, token: String?) throws(MaildirError) {
-        self.path = path
         header = token.map(Self.tokenHeader) ?? []
-        fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw MaildirError(operation: "read message", path: path, errno: errno) }
+        var opened = open(path, O_RDONLY | O_CLOEXEC)
+        var used = path
+        if opened < 0 && errno == ENOENT, let current = Self.renamed(path) {
+            // A mail reader renamed it since the listing (a flag change): same message.
+            used = current
+            opened = open(current, O_RDONLY | O_CLOEXEC)
+        }
+        guard opened >= 0 else { throw MaildirError(operation: "read message", path: path, errno: errno) }
+        fd = opened
+        self.path = used
         var total = Int64(header.count)
         var buffer = [UInt8](repeating: 0, count: 65536)
         var previous: UInt8 = 0
@@ -42,6 +49,15 @@ public final class MaildirUploadSource: MessageSource, @unchecked Sendable {
     }
 
     deinit { if fd >= 0 { close(fd) } }
+
+    /// Where the message file at `path` (FOLDER/cur|new/NAME) is now, under any flags.
+    static func renamed(_ path: String) -> String? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count >= 3 else { return nil }
+        let folder = MaildirFolder(name: [], path: parts.dropLast(2).joined(separator: "/"))
+        guard let message = folder.find(baseName: MessageFileName(parsing: String(parts.last!)).baseName) else { return nil }
+        return folder.filePath(of: message)
+    }
 
     public func nextChunk() throws -> [UInt8]? {
         if !headerSent {

@@ -40,4 +40,19 @@ import TestSupport
         try await store.apply([FlagChange(key: .name(message.baseName), add: MessageFlags("F"), remove: MessageFlags())])
         #expect(try folder.scan().messages.isEmpty)
     }
+
+    @Test func anUploadReadsTheFileUnderItsNewName() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (folder, message) = try folderWithOneMessage(dir, flags: MessageFlags())
+        let listedPath = folder.filePath(of: message)   // new/NAME, as the listing saw it
+        rename(listedPath, folder.path + "/cur/" + message.baseName + ":2,S")   // the reader opened it
+        let source = try MaildirUploadSource(path: listedPath, token: "t1")
+        var sent: [UInt8] = []
+        while let chunk = try source.nextChunk() { sent += chunk }
+        #expect(String(decoding: sent, as: UTF8.self) == "X-Mailmirror-Token: t1\r\nMessage-ID: <race@x>\r\n\r\nbody\r\n")
+        #expect(source.size == Int64(sent.count))
+        unlink(folder.path + "/cur/" + message.baseName + ":2,S")
+        #expect(throws: MaildirError.self) { _ = try MaildirUploadSource(path: listedPath, token: nil) }
+    }
 }
