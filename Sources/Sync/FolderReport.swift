@@ -24,6 +24,9 @@ public struct FolderReport: Sendable {
     /// The folder's SELECT flight went out while the previous folder's pass on the same
     /// session made its downloads durable (see `IMAPFolderStore.sendOpenAhead`).
     public var selectedAhead = false
+    /// Local messages the server refused one by one (its NO, e.g. a size limit): kept
+    /// here, tried again when the folder changes.
+    public var refusedUploads = 0
     /// Messages moved into this folder on the server, renamed here instead of downloaded.
     public var movedHere = 0
     /// Left on the server by max_message_size.
@@ -45,6 +48,7 @@ public struct FolderReport: Sendable {
         if recovered > 0 { parts.append("\(recovered) recovered after an interruption") }
         if let rematched { parts.append("\(rematched) re-matched after a UIDVALIDITY change") }
         if skippedTooLarge > 0 { parts.append("\(skippedTooLarge) too large, left on the server") }
+        if refusedUploads > 0 { parts.append("\(refusedUploads) refused by the server, kept here") }
         if heldDeletions > 0 { parts.append("\(heldDeletions) deletion\(heldDeletions == 1 ? "" : "s") held") }
         return parts.isEmpty ? nil : parts.joined(separator: ", ")
     }

@@ -219,9 +219,11 @@ struct FolderSync {
                                                kind: .download, marker: nil, record: record, log: log,
                                                afterLastReceive: plan.uploads.isEmpty ? whenServerIdle : nil) { from, to in
             if let name = to.name { downloadedNames[name] = FlagMapping.mirrored(farMessages[from]?.flags ?? MessageFlags()) }
-        }
-        report.uploaded = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) },
-                                             flags: nearMessages.mapValues(\.flags), kind: .upload, marker: selected.uidNext, record: record, log: log)
+        }.moved
+        let uploads = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) },
+                                         flags: nearMessages.mapValues(\.flags), kind: .upload, marker: selected.uidNext, record: record, log: log)
+        report.uploaded = uploads.moved
+        report.refusedUploads = uploads.refused
 
         Trace.mark("\(name): transferred")
         record.uidValidity = selected.uidValidity
@@ -297,9 +299,10 @@ struct FolderSync {
     func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], flags: [MessageKey: MessageFlags],
                   sizes: [MessageKey: Int64] = [:], kind: JournalKind, marker: UID?, record: FolderRecord, log: Logger,
                   afterLastReceive: (@Sendable () async -> Void)? = nil,
-                  moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> Int {
-        guard !keys.isEmpty else { return 0 }
+                  moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> (moved: Int, refused: Int) {
+        guard !keys.isEmpty else { return (0, 0) }
         var moved = 0
+        var refused = 0
         let label = "\(account.name)/\(FolderNaming.displayName(record.localName.split(separator: "/").map(String.init))) \(kind == .download ? "downloading" : "uploading")"
         for start in stride(from: 0, to: keys.count, by: transferBatch) {
             let chunk = Array(keys[start..<min(start + transferBatch, keys.count)])
@@ -329,6 +332,10 @@ struct FolderSync {
                 if start + transferBatch >= keys.count, let afterLastReceive { await afterLastReceive() }
                 let mapping = try await batch.commit()
                 Trace.mark("\(label): durable")
+                for (key, reason) in batch.refused {
+                    log.warn("the \(destination.sideName) refused \(key.name.map { "message \($0)" } ?? "a message") (\(reason)); it stays where it is and is tried again when the folder changes")
+                }
+                refused += batch.refused.count
                 try state.transaction {
                     var pairs: [MessagePair] = []
                     for (from, to) in mapping {
@@ -348,7 +355,7 @@ struct FolderSync {
             }
         }
         progress?.clear()
-        return moved
+        return (moved, refused)
     }
 
     /// Resolves the folder's journal before planning: a transfer whose message reached its

@@ -17,9 +17,9 @@ struct SyncAccount {
     var maildir: String { dir.path + "/mail" }
     var config: String { dir.path + "/config.toml" }
 
-    init(_ fixture: DovecotFixture, extra: String = "", layout: String = "fs") throws {
+    init(_ fixture: DovecotFixture, extra: String = "", layout: String = "fs", userFields: String = "") throws {
         self.fixture = fixture
-        user = try fixture.makeUser("sync")
+        user = try fixture.makeUser("sync", fields: userFields)
         dir = TemporaryDirectory("mailmirror-sync")
         writeConfig(extra: extra, layout: layout)
     }

@@ -73,10 +73,12 @@ public final class DovecotFixture: Sendable {
     }
 
     /// A new user with an empty mailbox: (name, password).
-    public func makeUser(_ prefix: String = "user") throws -> (name: String, password: String) {
+    /// `fields`: passwd-file extra fields for this user only (e.g. a quota; see
+    /// `scripts/dovecot-fixture`), passed as one shell word.
+    public func makeUser(_ prefix: String = "user", fields: String = "") throws -> (name: String, password: String) {
         let name = "\(prefix)\(UInt32.random(in: 100000...999999))"
         let password = "pw-\(name)"
-        let result = try Subprocess.runShellBlocking("\(repositoryRoot)/scripts/dovecot-fixture adduser \(directory) \(name) \(password)", timeout: 30)
+        let result = try Subprocess.runShellBlocking("\(repositoryRoot)/scripts/dovecot-fixture adduser \(directory) \(name) \(password) '\(fields)'", timeout: 30)
         guard result.succeeded else { throw FixtureError(message: "adduser failed") }
         return (name, password)
     }

@@ -24,6 +24,25 @@ public enum IMAPError: Error, Sendable, CustomStringConvertible {
     /// Bytes arrived after the OK to STARTTLS (injection attempt).
     case startTLSInjection(peer: String)
 
+    /// A NO whose response code (RFC 5530) blames nothing larger than the command's own
+    /// object — for an APPEND, the message (a size LIMIT, a PARSE error, no code at all) —
+    /// and not the mailbox, the account or the server (TRYCREATE, NOPERM, OVERQUOTA,
+    /// UNAVAILABLE, SERVERBUG, INUSE, CONTACTADMIN …): the other messages may still go.
+    public var refusesThisMessage: Bool {
+        guard case let .commandFailed(_, _, status, code, _) = self, status == .no else { return false }
+        switch code {
+        case nil, .parse?, .badCharset?: return true
+        case .other(let name, _)?: return ["LIMIT", "TOOBIG", "CANNOT", "CORRUPTION"].contains(name)
+        default: return false
+        }
+    }
+
+    /// The server's own words for a failed command (code and text), else the description.
+    public var serverText: String {
+        guard case let .commandFailed(_, _, status, code, text) = self else { return description }
+        return "\(status.rawValue)\(code.map { " [\($0.name)]" } ?? "") \(text)"
+    }
+
     public var description: String {
         switch self {
         case let .commandFailed(command, tag, status, code, text):

@@ -51,6 +51,9 @@ public protocol IncomingBatch: AnyObject {
     func alsoFlush(_ path: String) -> Bool
     /// Drops whatever was received and not committed.
     func abort()
+    /// After `commit`: the messages the destination refused one by one (the server's NO to
+    /// that message, e.g. a size limit), with its words; the others went.
+    var refused: [(key: MessageKey, reason: String)] { get }
     /// Takes a whole message file (Maildir form: LF line ends) instead of its bytes, when the
     /// destination can read it itself at commit; false: send the bytes (`begin`/`write`/`end`).
     func adopt(file path: String, for key: MessageKey, flags: MessageFlags, date: Int64?) throws -> Bool
@@ -58,6 +61,7 @@ public protocol IncomingBatch: AnyObject {
 
 extension IncomingBatch {
     public func adopt(file path: String, for key: MessageKey, flags: MessageFlags, date: Int64?) throws -> Bool { false }
+    public var refused: [(key: MessageKey, reason: String)] { [] }
 }
 
 /// One side of a mirrored folder: the table of operations the engine uses, implemented by

@@ -307,24 +307,51 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
         let marker = store.selected?.uidNext
         for start in stride(from: 0, to: spooled.count, by: 50) {
             let part = Array(spooled[start..<min(start + 50, spooled.count)])
-            var messages: [AppendMessage] = []
-            for item in part {
-                let source: MessageSource = adopted.contains(item.path)
-                    ? try MaildirUploadSource(path: item.path, token: tokens[item.key])
-                    : try SpoolFileSource(path: item.path)
-                messages.append(AppendMessage(flags: FlagMapping.imapFlags(FlagMapping.mirrored(item.flags)), internalDate: item.date,
-                                              source: source))
-            }
-            let assigned = try await store.session.append(messages, to: store.mailbox)
-            if let assigned, assigned.destination.count == part.count {
-                for (item, uid) in zip(part, Array(assigned.destination)) { mapping[item.key] = .uid(uid) }
-            } else {
+            do {
+                try await append(part, marker: marker, into: &mapping)
+            } catch let error as IMAPError where error.refusesThisMessage {
+                // One message the server will not take must not hold back the others (nor
+                // the folder, pass after pass): one at a time, the refused ones stay here.
                 for item in part {
-                    if let key = try await store.recover(token: tokens[item.key]!, since: marker) { mapping[item.key] = key }
+                    do { try await append([item], marker: marker, into: &mapping) }
+                    catch let error as IMAPError where error.refusesThisMessage { refused.append((item.key, error.serverText)) }
                 }
             }
         }
         return mapping
+    }
+
+    /// Messages the server refused one by one (its NO, e.g. a size limit): not uploaded.
+    private(set) var refused: [(key: MessageKey, reason: String)] = []
+
+    /// APPENDs `items` in one command and notes where they went; a message whose file is
+    /// gone since the listing (deleted by a mail reader) is left out.
+    private func append(_ items: [(key: MessageKey, path: String, flags: MessageFlags, date: Int64?)], marker: UID?,
+                        into mapping: inout [MessageKey: MessageKey]) async throws {
+        var sent: [(key: MessageKey, path: String, flags: MessageFlags, date: Int64?)] = []
+        var messages: [AppendMessage] = []
+        for item in items {
+            let source: MessageSource
+            do {
+                source = adopted.contains(item.path)
+                    ? try MaildirUploadSource(path: item.path, token: tokens[item.key])
+                    : try SpoolFileSource(path: item.path)
+            } catch let error as MaildirError where error.errno == ENOENT {
+                continue
+            }
+            sent.append(item)
+            messages.append(AppendMessage(flags: FlagMapping.imapFlags(FlagMapping.mirrored(item.flags)), internalDate: item.date,
+                                          source: source))
+        }
+        guard !messages.isEmpty else { return }
+        let assigned = try await store.session.append(messages, to: store.mailbox)
+        if let assigned, assigned.destination.count == sent.count {
+            for (item, uid) in zip(sent, Array(assigned.destination)) { mapping[item.key] = .uid(uid) }
+        } else {
+            for item in sent {
+                if let key = try await store.recover(token: tokens[item.key]!, since: marker) { mapping[item.key] = key }
+            }
+        }
     }
 
     func abort() {
