@@ -79,6 +79,18 @@ enum Schema {
         CREATE INDEX pairs_by_folder ON pairs (folder_id, uid);
         CREATE INDEX journal_by_folder ON journal (folder_id);
         """,
+        // 3 -> 4: local messages the server refused (its NO, e.g. a size limit), for `status`
+        // and so that they are not sent again at every pass while the file stays the same.
+        """
+        CREATE TABLE refused (
+            folder_id   INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            local_name  TEXT NOT NULL,         -- the base name
+            size        INTEGER NOT NULL,      -- of the file when refused: a changed file is tried again
+            reason      TEXT NOT NULL,         -- the server's words
+            refused_at  INTEGER NOT NULL,
+            PRIMARY KEY (folder_id, local_name)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     /// The version this build writes.

@@ -312,6 +312,30 @@ public final class StateStore: @unchecked Sendable {
         return result
     }
 
+    // MARK: - Refused uploads
+
+    /// A local message the server refused (its words), as large as `size` then.
+    public func noteRefused(in folder: FolderID, name: String, size: Int64, reason: String, at time: Int64) throws(StateError) {
+        try db.run("INSERT OR REPLACE INTO refused (folder_id, local_name, size, reason, refused_at) VALUES (?, ?, ?, ?, ?)",
+                   .integer(folder.rawValue), .text(name), .integer(size), .text(reason), .integer(time))
+    }
+
+    /// The local messages of a folder the server refused, by base name.
+    public func refused(in folder: FolderID) throws(StateError) -> [String: (size: Int64, reason: String, at: Int64)] {
+        var result: [String: (size: Int64, reason: String, at: Int64)] = [:]
+        try db.query("SELECT local_name, size, reason, refused_at FROM refused WHERE folder_id = ?", .integer(folder.rawValue)) { row in
+            result[row.text(0)] = (row.int(1), row.text(2), row.int(3))
+        }
+        return result
+    }
+
+    /// Forgets refusals (the file is gone, changed, or went up after all).
+    public func forgetRefused(in folder: FolderID, names: [String]) throws(StateError) {
+        for name in names {
+            try db.run("DELETE FROM refused WHERE folder_id = ? AND local_name = ?", .integer(folder.rawValue), .text(name))
+        }
+    }
+
     // MARK: - Journal
 
     /// Records work before it is done; returns the entry's id.

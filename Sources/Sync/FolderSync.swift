@@ -100,6 +100,7 @@ struct FolderSync {
             log.warn("\(skipped.count) message(s) larger than max_message_size (\(account.maxMessageSize ?? 0) bytes) left on the server; `mailmirror status` lists them")
         }
         report.skippedTooLarge = skipped.count
+        try holdRefused(&plan, nearMessages: nearMessages, pairs: knownPairs, record: record)
         count(plan, remoteTotal: remote.count, localTotal: local.count, into: &report, log: log)
         if !dryRun { try state.replaceSkipped(in: record.id, skipped) }
         if dryRun {
@@ -135,7 +136,7 @@ struct FolderSync {
     /// having changed nothing, when any of that does not hold: the full pass follows.
     func syncChangesOnly(far: IMAPFolderStore, near: MaildirFolderStore, selected: SelectedMailbox,
                          record: inout FolderRecord, report: inout FolderReport, log: Logger) async throws -> Bool {
-        guard policy.direction == .both, !dryRun, report.recovered == 0, report.rematched == nil, record.lastError == nil,
+        guard policy.direction == .both, !dryRun, !policy.force, report.recovered == 0, report.rematched == nil, record.lastError == nil,
               account.maxMessageSize == nil, account.maxAge == nil,
               let since = record.highestModSeq, let validity = record.uidValidity, selected.uidValidity == validity, !selected.noModSeq,
               let marker = record.localMarker, let (changed, vanished) = far.earlyChanges(since: since), vanished.count <= 10_000,
@@ -223,7 +224,15 @@ struct FolderSync {
         let uploads = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) },
                                          flags: nearMessages.mapValues(\.flags), kind: .upload, marker: selected.uidNext, record: record, log: log)
         report.uploaded = uploads.moved
-        report.refusedUploads = uploads.refused
+        report.refusedUploads = uploads.refused.count
+        if !uploads.refused.isEmpty {
+            try state.transaction {
+                for (key, reason) in uploads.refused {
+                    guard let name = key.name else { continue }
+                    try state.noteRefused(in: record.id, name: name, size: nearMessages[key]?.size ?? 0, reason: reason, at: Int64(time(nil)))
+                }
+            }
+        }
 
         Trace.mark("\(name): transferred")
         record.uidValidity = selected.uidValidity
@@ -272,6 +281,19 @@ struct FolderSync {
         Trace.mark("\(name): done")
     }
 
+    /// Local messages the server refused before stay out of `plan.uploads` while their file
+    /// is the same (a big message is not sent again at every pass; `--force` tries them
+    /// again); refusals of files gone, changed or paired since are forgotten.
+    func holdRefused(_ plan: inout FolderPlan, nearMessages: [MessageKey: StoreMessage], pairs: [MessagePair], record: FolderRecord) throws {
+        let refused = try state.refused(in: record.id)
+        guard !refused.isEmpty else { return }
+        let paired = Set(pairs.compactMap(\.localName))
+        let stale = refused.filter { name, r in nearMessages[.name(name)]?.size != r.size || paired.contains(name) }.map(\.key)
+        if !stale.isEmpty && !dryRun { try state.forgetRefused(in: record.id, names: stale) }
+        guard !policy.force else { return }
+        plan.uploads.removeAll { name in refused[name].map { $0.size == nearMessages[.name(name)]?.size } ?? false }
+    }
+
     /// How a pass SELECTs the folder: the changes since the last pass go out with the SELECT
     /// when nothing has to happen in between (no journal to recover), and new messages
     /// (UIDNEXT grew, per LIST-STATUS) get a FETCH of their own in that flight.
@@ -299,10 +321,10 @@ struct FolderSync {
     func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], flags: [MessageKey: MessageFlags],
                   sizes: [MessageKey: Int64] = [:], kind: JournalKind, marker: UID?, record: FolderRecord, log: Logger,
                   afterLastReceive: (@Sendable () async -> Void)? = nil,
-                  moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> (moved: Int, refused: Int) {
-        guard !keys.isEmpty else { return (0, 0) }
+                  moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> (moved: Int, refused: [(key: MessageKey, reason: String)]) {
+        guard !keys.isEmpty else { return (0, []) }
         var moved = 0
-        var refused = 0
+        var refused: [(key: MessageKey, reason: String)] = []
         let label = "\(account.name)/\(FolderNaming.displayName(record.localName.split(separator: "/").map(String.init))) \(kind == .download ? "downloading" : "uploading")"
         for start in stride(from: 0, to: keys.count, by: transferBatch) {
             let chunk = Array(keys[start..<min(start + transferBatch, keys.count)])
@@ -333,9 +355,9 @@ struct FolderSync {
                 let mapping = try await batch.commit()
                 Trace.mark("\(label): durable")
                 for (key, reason) in batch.refused {
-                    log.warn("the \(destination.sideName) refused \(key.name.map { "message \($0)" } ?? "a message") (\(reason)); it stays where it is and is tried again when the folder changes")
+                    log.warn("the \(destination.sideName) refused \(key.name.map { "message \($0)" } ?? "a message") (\(reason)); it stays where it is, `mailmirror status` lists it, and `mailmirror sync --force` tries it again")
                 }
-                refused += batch.refused.count
+                refused += batch.refused
                 try state.transaction {
                     var pairs: [MessagePair] = []
                     for (from, to) in mapping {

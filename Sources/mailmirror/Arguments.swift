@@ -108,7 +108,10 @@ Usage:
   mailmirror init --list-providers                                       the built-in provider table
   mailmirror --help | --version
 
+sync --force lets deletions held by max_delete_fraction through, looks at every folder in
+full, and sends again the local messages the server refused before (`status` lists them).
+
 The default config is $XDG_CONFIG_HOME/mailmirror/config.toml (~/.config/mailmirror/config.toml).
-Exit codes: 0 all done; 1 some account or folder failed; 2 usage or configuration error.
+Exit codes: 0 all done; 1 some account or folder failed, or the server refused a message; 2 usage or configuration error.
 
 """

@@ -312,7 +312,14 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
             } catch let error as IMAPError where error.refusesThisMessage {
                 // One message the server will not take must not hold back the others (nor
                 // the folder, pass after pass): one at a time, the refused ones stay here.
+                // A server without MULTIAPPEND took those before the refused one already:
+                // found by their tokens, never sent twice.
                 for item in part {
+                    if await !store.session.capabilities.contains("MULTIAPPEND"),
+                       let key = try await store.recover(token: tokens[item.key]!, since: marker) {
+                        mapping[item.key] = key
+                        continue
+                    }
                     do { try await append([item], marker: marker, into: &mapping) }
                     catch let error as IMAPError where error.refusesThisMessage { refused.append((item.key, error.serverText)) }
                 }
