@@ -91,6 +91,18 @@ enum Schema {
             PRIMARY KEY (folder_id, local_name)
         ) WITHOUT ROWID;
         """,
+        // 4 -> 5: server messages whose FETCH made the server give up (BYE or NO): fetched one
+        // at a time after the others ("suspect"), and left on the server once one alone
+        // failed ("failed"), so that one message cannot hold back a folder pass after pass.
+        """
+        CREATE TABLE unfetchable (
+            folder_id  INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            uid        INTEGER NOT NULL,
+            failed     INTEGER NOT NULL,       -- 0: suspect (in a batch that failed); 1: failed alone
+            reason     TEXT NOT NULL,          -- the server's words
+            PRIMARY KEY (folder_id, uid)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     /// The version this build writes.

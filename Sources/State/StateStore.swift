@@ -336,6 +336,33 @@ public final class StateStore: @unchecked Sendable {
         }
     }
 
+    // MARK: - Messages the server could not send
+
+    /// Server messages of a folder whose FETCH failed: suspects (in a batch that failed) and
+    /// those that failed alone, with the server's words.
+    public func unfetchable(in folder: FolderID) throws(StateError) -> [UID: (failed: Bool, reason: String)] {
+        var result: [UID: (failed: Bool, reason: String)] = [:]
+        try db.query("SELECT uid, failed, reason FROM unfetchable WHERE folder_id = ?", .integer(folder.rawValue)) { row in
+            result[UID(UInt32(truncatingIfNeeded: row.int(0)))] = (row.int(1) != 0, row.text(2))
+        }
+        return result
+    }
+
+    /// Notes `uids` as suspects, or as failed alone.
+    public func noteUnfetchable(in folder: FolderID, uids: [UID], failed: Bool, reason: String) throws(StateError) {
+        for uid in uids {
+            try db.run("INSERT OR REPLACE INTO unfetchable (folder_id, uid, failed, reason) VALUES (?, ?, ?, ?)",
+                       .integer(folder.rawValue), .integer(Int64(uid.rawValue)), .integer(failed ? 1 : 0), .text(reason))
+        }
+    }
+
+    /// Forgets `uids` (fetched after all, or gone from the server).
+    public func forgetUnfetchable(in folder: FolderID, uids: [UID]) throws(StateError) {
+        for uid in uids {
+            try db.run("DELETE FROM unfetchable WHERE folder_id = ? AND uid = ?", .integer(folder.rawValue), .integer(Int64(uid.rawValue)))
+        }
+    }
+
     // MARK: - Journal
 
     /// Records work before it is done; returns the entry's id.

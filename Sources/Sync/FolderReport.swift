@@ -27,6 +27,9 @@ public struct FolderReport: Sendable {
     /// Local messages the server refused one by one (its NO, e.g. a size limit): kept
     /// here, tried again when the folder changes.
     public var refusedUploads = 0
+    /// Server messages left there because the server could not send them (listed by
+    /// `status`; `sync --force` tries again).
+    public var unfetchable = 0
     /// Messages moved into this folder on the server, renamed here instead of downloaded.
     public var movedHere = 0
     /// Left on the server by max_message_size.
@@ -49,6 +52,7 @@ public struct FolderReport: Sendable {
         if let rematched { parts.append("\(rematched) re-matched after a UIDVALIDITY change") }
         if skippedTooLarge > 0 { parts.append("\(skippedTooLarge) too large, left on the server") }
         if refusedUploads > 0 { parts.append("\(refusedUploads) refused by the server, kept here") }
+        if unfetchable > 0 { parts.append("\(unfetchable) the server could not send, left there") }
         if heldDeletions > 0 { parts.append("\(heldDeletions) deletion\(heldDeletions == 1 ? "" : "s") held") }
         return parts.isEmpty ? nil : parts.joined(separator: ", ")
     }

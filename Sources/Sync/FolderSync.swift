@@ -57,7 +57,7 @@ struct FolderSync {
         let knownPairs = try state.pairs(in: record.id)
         let farMessages: [MessageKey: StoreMessage]
         if policy.direction == .both, let since = record.highestModSeq, let now = selected.highestModSeq, !selected.noModSeq,
-           record.uidValidity == selected.uidValidity, !knownPairs.isEmpty, record.lastError == nil {
+           record.uidValidity == selected.uidValidity, !knownPairs.isEmpty, record.lastError == nil, !policy.force {
             // CONDSTORE: only what changed since the last pass. With direction = both, the
             // agreed flags of every pair are the server's flags as of that pass.
             var known: [UID: MessageFlags] = [:]
@@ -70,6 +70,7 @@ struct FolderSync {
             farMessages = try await far.listChanges(since: since, known: known, alsoKnown: alsoKnown)
         } else {
             farMessages = try await far.list()
+            try forgetUnfetchable(record: record) { farMessages[.uid($0)] == nil }   // the whole list: gone from the server
         }
         Trace.mark("\(name): server listed (\(farMessages.count))")
         let markerBeforeScan = near.folder.changeMarker()
@@ -165,6 +166,7 @@ struct FolderSync {
             local[name] = file.flags
             nearMessages[.name(name)] = StoreMessage(key: .name(name), flags: file.flags, date: nil, size: file.size)
         }
+        if !vanished.isEmpty { try forgetUnfetchable(record: record) { vanished.contains($0) } }
         Trace.mark("\(FolderNaming.displayName(report.folder)): \(pairs.count) pair(s) touched, \(remote.count) changed on the server")
         near.adopt(files)
         report.incremental = true
@@ -215,10 +217,19 @@ struct FolderSync {
         Trace.mark("\(name): flags and deletions applied")
         // Transfers: one code path, both directions.
         var downloadedNames: [String: MessageFlags] = [:]
+        // Messages whose FETCH made the server give up before: alone, left there (unless
+        // --force); suspects, fetched one at a time after the others.
+        let troubled = plan.downloads.isEmpty ? [:] : try state.unfetchable(in: record.id)
+        if !troubled.isEmpty && !policy.force {
+            let before = plan.downloads.count
+            plan.downloads.removeAll { troubled[$0]?.failed == true }
+            report.unfetchable = before - plan.downloads.count
+        }
         report.downloaded = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) },
                                                flags: farMessages.mapValues(\.flags), sizes: farMessages.compactMapValues(\.size),
                                                kind: .download, marker: nil, record: record, log: log,
-                                               afterLastReceive: plan.uploads.isEmpty ? whenServerIdle : nil) { from, to in
+                                               afterLastReceive: plan.uploads.isEmpty ? whenServerIdle : nil,
+                                               alone: Set(troubled.keys)) { from, to in
             if let name = to.name { downloadedNames[name] = FlagMapping.mirrored(farMessages[from]?.flags ?? MessageFlags()) }
         }.moved
         let uploads = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) },
@@ -320,14 +331,17 @@ struct FolderSync {
     /// the new pairs recorded and the journal resolved.
     func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], flags: [MessageKey: MessageFlags],
                   sizes: [MessageKey: Int64] = [:], kind: JournalKind, marker: UID?, record: FolderRecord, log: Logger,
-                  afterLastReceive: (@Sendable () async -> Void)? = nil,
+                  afterLastReceive: (@Sendable () async -> Void)? = nil, alone: Set<UID> = [],
                   moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> (moved: Int, refused: [(key: MessageKey, reason: String)]) {
         guard !keys.isEmpty else { return (0, []) }
         var moved = 0
         var refused: [(key: MessageKey, reason: String)] = []
         let label = "\(account.name)/\(FolderNaming.displayName(record.localName.split(separator: "/").map(String.init))) \(kind == .download ? "downloading" : "uploading")"
-        for start in stride(from: 0, to: keys.count, by: transferBatch) {
-            let chunk = Array(keys[start..<min(start + transferBatch, keys.count)])
+        // Downloads in `alone` (their FETCH made the server give up before) go last, one per batch.
+        let together = keys.filter { $0.uid.map { !alone.contains($0) } ?? true }
+        let chunks = stride(from: 0, to: together.count, by: transferBatch).map { Array(together[$0..<min($0 + transferBatch, together.count)]) }
+            + keys.filter { $0.uid.map(alone.contains) ?? false }.map { [$0] }
+        for (index, chunk) in chunks.enumerated() {
             let batch = try destination.incoming()
             var journal: [MessageKey: JournalID] = [:]
             do {
@@ -351,7 +365,7 @@ struct FolderSync {
                 Trace.mark("\(label): journaled \(chunk.count)")
                 try await source.export(chunk, flags: flags, into: batch)
                 Trace.mark("\(label): received")
-                if start + transferBatch >= keys.count, let afterLastReceive { await afterLastReceive() }
+                if index == chunks.count - 1, let afterLastReceive { await afterLastReceive() }
                 let mapping = try await batch.commit()
                 Trace.mark("\(label): durable")
                 for (key, reason) in batch.refused {
@@ -371,13 +385,49 @@ struct FolderSync {
                 for (from, to) in mapping { onMoved(from, to) }
                 moved += mapping.count
                 progress?.update(label, done: moved, total: keys.count)
+                let fetchedAlone = chunk.compactMap(\.uid).filter(alone.contains)
+                if !fetchedAlone.isEmpty { try state.forgetUnfetchable(in: record.id, uids: fetchedAlone) }
             } catch {
                 batch.abort()
+                if kind == .download, let reason = Self.serverGaveUp(error) { noteUnfetchable(chunk.compactMap(\.uid), reason: reason, record: record, log: log) }
                 throw error
             }
         }
         progress?.clear()
         return (moved, refused)
+    }
+
+    /// Forgets the folder's messages the server could not send that are `gone` from it.
+    func forgetUnfetchable(record: FolderRecord, gone: (UID) -> Bool) throws {
+        guard !dryRun else { return }
+        let troubled = try state.unfetchable(in: record.id)
+        let goneNow = troubled.keys.filter(gone)
+        if !goneNow.isEmpty { try state.forgetUnfetchable(in: record.id, uids: goneNow) }
+    }
+
+    /// The server's words when it gave up sending messages — a BYE in the middle of a FETCH
+    /// (Dovecot: "FETCH failed: Internal error occurred" for a message file it cannot read) or
+    /// a NO to it — as opposed to the network failing (no blame on the messages).
+    static func serverGaveUp(_ error: any Error) -> String? {
+        switch error as? IMAPError {
+        case let .bye(_, text)?: return text
+        case let .commandFailed(command, _, .no, _, text)? where command.hasSuffix("FETCH"): return text
+        default: return nil
+        }
+    }
+
+    /// A FETCH of `uids` made the server give up: alone, that message is left on the server
+    /// (listed by `status`; `--force` tries again); in a batch, they become suspects, fetched
+    /// one at a time after the others by the next passes.
+    func noteUnfetchable(_ uids: [UID], reason: String, record: FolderRecord, log: Logger) {
+        guard !uids.isEmpty, !dryRun else { return }
+        let alone = uids.count == 1
+        try? state.noteUnfetchable(in: record.id, uids: uids, failed: alone, reason: reason)
+        if alone {
+            log.warn("the server could not send the message with UID \(uids[0]) (\(reason)); it stays on the server, `mailmirror status` lists it, and `mailmirror sync --force` tries again")
+        } else {
+            log.warn("the server gave up sending \(uids.count) messages (\(reason)); the next pass fetches them one at a time, after the others")
+        }
     }
 
     /// Resolves the folder's journal before planning: a transfer whose message reached its

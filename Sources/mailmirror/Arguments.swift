@@ -109,7 +109,8 @@ Usage:
   mailmirror --help | --version
 
 sync --force lets deletions held by max_delete_fraction through, looks at every folder in
-full, and sends again the local messages the server refused before (`status` lists them).
+full, sends again the local messages the server refused before, and fetches again the
+server messages it could not send before (`status` lists both).
 
 The default config is $XDG_CONFIG_HOME/mailmirror/config.toml (~/.config/mailmirror/config.toml).
 Exit codes: 0 all done; 1 some account or folder failed, or the server refused a message; 2 usage or configuration error.

@@ -22,6 +22,8 @@ enum StatusCommand {
         var skipped: [(uid: UInt32, size: Int64?)] = []
         /// Local messages the server refused: base name, size, the server's words.
         var refused: [(name: String, size: Int64, reason: String)] = []
+        /// Server messages the server could not send (its FETCH failed alone): UID, its words.
+        var unfetchable: [(uid: UInt32, reason: String)] = []
     }
 
     /// What a running daemon reports of an account (from `state_dir/daemon.status`).
@@ -77,7 +79,9 @@ enum StatusCommand {
                         remote: pairs.filter { ($0.uid?.rawValue ?? 0) != 0 }.count, lastSync: record.lastSync,
                         pending: pendingAll.filter { $0.folder == record.id }.count, lastError: record.lastError,
                         skipped: ((try? state.skipped(in: record.id)) ?? []).map { ($0.uid.rawValue, $0.size) },
-                        refused: ((try? state.refused(in: record.id)) ?? [:]).map { ($0.key, $0.value.size, $0.value.reason) }.sorted { $0.name < $1.name }))
+                        refused: ((try? state.refused(in: record.id)) ?? [:]).map { ($0.key, $0.value.size, $0.value.reason) }.sorted { $0.name < $1.name },
+                        unfetchable: ((try? state.unfetchable(in: record.id)) ?? [:]).filter(\.value.failed)
+                            .map { ($0.key.rawValue, $0.value.reason) }.sorted { $0.uid < $1.uid }))
                 }
             }
             accounts.append(status)
@@ -105,6 +109,9 @@ enum StatusCommand {
                 if !f.skipped.isEmpty {
                     out += ", \(f.skipped.count) too large left on the server (" + f.skipped.prefix(10).map { "UID \($0.uid): \($0.size ?? 0) bytes" }.joined(separator: ", ") + (f.skipped.count > 10 ? ", …" : "") + ")"
                 }
+                if !f.unfetchable.isEmpty {
+                    out += ", \(f.unfetchable.count) the server could not send, left there (" + f.unfetchable.prefix(10).map { "UID \($0.uid): \($0.reason)" }.joined(separator: "; ") + (f.unfetchable.count > 10 ? "; …" : "") + "; `mailmirror sync --force` tries again)"
+                }
                 if !f.refused.isEmpty {
                     out += ", \(f.refused.count) refused by the server, kept here (" + f.refused.prefix(10).map { "\($0.name): \($0.size) bytes, \($0.reason)" }.joined(separator: "; ") + (f.refused.count > 10 ? "; …" : "") + "; `mailmirror sync --force` tries again)"
                 }
@@ -119,7 +126,7 @@ enum StatusCommand {
         func num(_ n: Int?) -> String { n.map(String.init) ?? "null" }
         let items = accounts.map { a in
             let folders = a.folders.map { f in
-                "{\"name\":\(jsonString(f.name)),\"local_messages\":\(num(f.local)),\"remote_messages\":\(num(f.remote)),\"last_sync\":\(str(f.lastSync.map(iso8601))),\"pending\":\(f.pending),\"last_error\":\(str(f.lastError)),\"skipped\":[\(f.skipped.map { "{\"uid\":\($0.uid),\"size\":\(num($0.size.map { Int($0) }))}" }.joined(separator: ","))],\"refused\":[\(f.refused.map { "{\"name\":\(jsonString($0.name)),\"size\":\($0.size),\"reason\":\(jsonString($0.reason))}" }.joined(separator: ","))]}"
+                "{\"name\":\(jsonString(f.name)),\"local_messages\":\(num(f.local)),\"remote_messages\":\(num(f.remote)),\"last_sync\":\(str(f.lastSync.map(iso8601))),\"pending\":\(f.pending),\"last_error\":\(str(f.lastError)),\"skipped\":[\(f.skipped.map { "{\"uid\":\($0.uid),\"size\":\(num($0.size.map { Int($0) }))}" }.joined(separator: ","))],\"refused\":[\(f.refused.map { "{\"name\":\(jsonString($0.name)),\"size\":\($0.size),\"reason\":\(jsonString($0.reason))}" }.joined(separator: ","))],\"unfetchable\":[\(f.unfetchable.map { "{\"uid\":\($0.uid),\"reason\":\(jsonString($0.reason))}" }.joined(separator: ","))]}"
             }
             let daemon = a.daemon.map { d in
                 ",\"daemon\":{\"state\":\(jsonString(d.state)),\"push\":\(jsonString(d.push)),\"backoff_until\":\(str(d.backoffUntil.map(iso8601))),\"last_event\":\(str(d.lastEvent)),\"last_event_time\":\(str(d.lastEventTime.map(iso8601))),\"last_error\":\(str(d.lastError))}"
