@@ -85,13 +85,18 @@ public struct MaildirFolder: Sendable, Hashable {
     public func locate(baseName: String, flags: MessageFlags) -> MaildirMessage? {
         for sub in [MaildirSubdirectory.cur, .new] {
             let fileName = MessageFileName.fileName(baseName: baseName, flags: sub == .cur ? flags : MessageFlags(), in: sub)
-            var st = stat()
-            guard lstat(path + "/" + sub.rawValue + "/" + fileName, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-            let parsed = MessageFileName(parsing: fileName)
-            return MaildirMessage(baseName: baseName, flags: parsed.flags, subdirectory: sub, fileName: fileName,
-                                  size: parsed.recordedSize ?? Int64(st.st_size))
+            if let message = regularFile(fileName, in: sub, baseName: baseName) { return message }
         }
         return nil
+    }
+
+    /// `sub/fileName` as a message, if it is a regular file.
+    private func regularFile(_ fileName: String, in sub: MaildirSubdirectory, baseName: String) -> MaildirMessage? {
+        var st = stat()
+        guard lstat(path + "/" + sub.rawValue + "/" + fileName, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        let parsed = MessageFileName(parsing: fileName)
+        return MaildirMessage(baseName: baseName, flags: parsed.flags, subdirectory: sub, fileName: fileName,
+                              size: parsed.recordedSize ?? Int64(st.st_size))
     }
 
     /// Deletes files in `tmp/` not modified for 36 hours (a crashed delivery's leftovers).
@@ -172,12 +177,7 @@ public struct MaildirFolder: Sendable, Hashable {
             guard let entries = FS.entries(path + "/" + sub.rawValue) else { continue }
             for entry in entries where entry.isDirectory != true && entry.name.starts(with: base)
                 && (entry.name.count == base.count || entry.name[base.count] == UInt8(ascii: ":")) {
-                let fileName = String(decoding: entry.name, as: UTF8.self)
-                var st = stat()
-                guard lstat(path + "/" + sub.rawValue + "/" + fileName, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { continue }
-                let parsed = MessageFileName(parsing: fileName)
-                return MaildirMessage(baseName: baseName, flags: parsed.flags, subdirectory: sub, fileName: fileName,
-                                      size: parsed.recordedSize ?? Int64(st.st_size))
+                if let message = regularFile(String(decoding: entry.name, as: UTF8.self), in: sub, baseName: baseName) { return message }
             }
         }
         return nil
