@@ -389,7 +389,10 @@ struct FolderSync {
                 if !fetchedAlone.isEmpty { try state.forgetUnfetchable(in: record.id, uids: fetchedAlone) }
             } catch {
                 batch.abort()
-                if kind == .download, let reason = Self.serverGaveUp(error) { noteUnfetchable(chunk.compactMap(\.uid), reason: reason, record: record, log: log) }
+                if kind == .download, let reason = Self.serverGaveUp(error) {
+                    let uids = chunk.compactMap(\.uid)
+                    noteUnfetchable(uids, failedAlone: uids.count == 1 && alone.contains(uids[0]), reason: reason, record: record, log: log)
+                }
                 throw error
             }
         }
@@ -416,17 +419,17 @@ struct FolderSync {
         }
     }
 
-    /// A FETCH of `uids` made the server give up: alone, that message is left on the server
-    /// (listed by `status`; `--force` tries again); in a batch, they become suspects, fetched
-    /// one at a time after the others by the next passes.
-    func noteUnfetchable(_ uids: [UID], reason: String, record: FolderRecord, log: Logger) {
+    /// A FETCH of `uids` made the server give up: they become suspects, fetched one at a time
+    /// after the others by the next passes; a suspect that fails alone (`failedAlone`: twice,
+    /// so a server restarting in the middle of one message's FETCH is not blamed on it) is
+    /// left on the server (listed by `status`; `--force` tries again).
+    func noteUnfetchable(_ uids: [UID], failedAlone: Bool, reason: String, record: FolderRecord, log: Logger) {
         guard !uids.isEmpty, !dryRun else { return }
-        let alone = uids.count == 1
-        try? state.noteUnfetchable(in: record.id, uids: uids, failed: alone, reason: reason)
-        if alone {
+        try? state.noteUnfetchable(in: record.id, uids: uids, failed: failedAlone, reason: reason)
+        if failedAlone {
             log.warn("the server could not send the message with UID \(uids[0]) (\(reason)); it stays on the server, `mailmirror status` lists it, and `mailmirror sync --force` tries again")
         } else {
-            log.warn("the server gave up sending \(uids.count) messages (\(reason)); the next pass fetches them one at a time, after the others")
+            log.warn("the server gave up sending \(uids.count) message(s) (\(reason)); the next pass fetches them one at a time, after the others")
         }
     }
 

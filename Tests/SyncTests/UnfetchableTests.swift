@@ -71,4 +71,25 @@ import TestSupport
         let after = try await runMailmirror(["status", "--config", a.config], timeout: 60)
         #expect(!after.standardOutput.contains("could not send"), "\(after.standardOutput)")
     }
+
+    /// A single new message whose FETCH fails is not left aside at once (the server may just
+    /// have been restarting): the next pass tries it alone again, and only then leaves it.
+    @Test func aLoneMessageIsBlamedOnlyWhenItFailsAgain() async throws {
+        let a = try SyncAccount(fixture, extra: "connections = 1")
+        defer { a.dir.remove() }
+        try await a.append("INBOX", [mail("v0")])
+        _ = try await a.sync()
+        try await a.append("INBOX", [mail("v1")])
+        let bad = try #require(serverFile(a, "v1"))
+        chmod(bad, 0)
+        defer { if let now = serverFile(a, "v1") { chmod(now, 0o600) } }
+        let first = try await a.sync()
+        #expect(first.status == 1 && first.standardError.contains("gave up sending 1 message(s)"), "\(first.standardError)")
+        let status = try await runMailmirror(["status", "--config", a.config], timeout: 60)
+        #expect(!status.standardOutput.contains("could not send"), "\(status.standardOutput)")
+        let second = try await a.sync()
+        #expect(second.status == 1 && second.standardError.contains("could not send the message with UID"), "\(second.standardError)")
+        let third = try await a.sync()
+        #expect(third.status == 0 && third.standardOutput.contains("1 the server could not send, left there"), "\(third.standardOutput)")
+    }
 }
