@@ -28,6 +28,27 @@ struct ExpectedFailure: Error {}
         #expect(try again.account(named: "work", protocol: "imap") == (try store.account(named: "work", protocol: "imap")))
     }
 
+    /// A state written by the previous schema (v3) opens: the tables of the later steps are
+    /// added and work, nothing else changes.
+    @Test func stateFromSchemaThreeIsMigrated() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let store = try StateStore.open(directory: dir.path)
+            let account = try store.account(named: "work", protocol: "imap")
+            _ = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
+            try store.db.execute("DROP TABLE refused; DROP TABLE unfetchable; PRAGMA user_version = 3")
+        }
+        let store = try StateStore.open(directory: dir.path)
+        #expect(try store.schemaVersion() == Schema.currentVersion)
+        let account = try store.account(named: "work", protocol: "imap")
+        let folder = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
+        try store.noteRefused(in: folder.id, name: "1.M1P1.host", size: 10, reason: "NO [LIMIT] too big", at: 5)
+        try store.noteUnfetchable(in: folder.id, uids: [UID(7)], failed: true, reason: "BYE")
+        #expect(try store.refused(in: folder.id)["1.M1P1.host"]?.reason == "NO [LIMIT] too big")
+        #expect(try store.unfetchable(in: folder.id)[UID(7)]?.failed == true)
+    }
+
     @Test func corruptFileIsAClearErrorAndIsNotReset() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
