@@ -286,10 +286,12 @@ public struct IMAPAccountSync: Sendable {
         // its SELECT flight sent: the server answers while the disk works.
         let next = NextFolder()
         let spool = stateDirectory + "/spool"
+        @Sendable func take() async -> (WorkItem, IMAPFolderStore)? {
+            await queue.next().map { ($0, IMAPFolderStore(session: session, mailbox: $0.mailbox, spoolDirectory: spool)) }
+        }
         let planner = sync
         sync.whenServerIdle = {
-            guard next.item == nil, let item = await queue.next() else { return }
-            let far = IMAPFolderStore(session: session, mailbox: item.mailbox, spoolDirectory: spool)
+            guard next.item == nil, let (item, far) = await take() else { return }
             next.item = (item, far)
             if let record = try? state.folderRecord(id: item.record),
                let opening = try? planner.openArguments(record: record, status: item.status), let since = opening.changedSince {
@@ -297,11 +299,9 @@ public struct IMAPAccountSync: Sendable {
             }
         }
         while true {
-            let taken = next.item
+            let ahead = next.item
             next.item = nil
-            guard let (item, far) = taken != nil ? taken : await queue.next().map({
-                ($0, IMAPFolderStore(session: session, mailbox: $0.mailbox, spoolDirectory: spool))
-            }) else { break }
+            guard let (item, far) = ahead != nil ? ahead : await take() else { break }
             do {
                 let near = MaildirFolderStore(folder: store.folder(item.folder))
                 var r = try await sync.sync(far: far, near: near, folder: item.folder, record: try state.folderRecord(id: item.record),

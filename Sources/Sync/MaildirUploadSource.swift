@@ -22,13 +22,15 @@ public final class MaildirUploadSource: MessageSource, @unchecked Sendable {
     public init(path: String, token: String?) throws(MaildirError) {
         header = token.map(Self.tokenHeader) ?? []
         var opened = open(path, O_RDONLY | O_CLOEXEC)
+        var failure = errno   // before the search below can change it
         var used = path
-        if opened < 0 && errno == ENOENT, let current = Self.renamed(path) {
+        if opened < 0 && failure == ENOENT, let current = Self.renamed(path) {
             // A mail reader renamed it since the listing (a flag change): same message.
             used = current
             opened = open(current, O_RDONLY | O_CLOEXEC)
+            failure = errno
         }
-        guard opened >= 0 else { throw MaildirError(operation: "read message", path: path, errno: errno) }
+        guard opened >= 0 else { throw MaildirError(operation: "read message", path: used, errno: failure) }
         fd = opened
         self.path = used
         var total = Int64(header.count)

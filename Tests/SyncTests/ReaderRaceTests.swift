@@ -16,12 +16,18 @@ import TestSupport
         return (folder, try folder.deliver(w, flags: flags))
     }
 
-    @Test func serverFlagChangeLandsOnTopOfAReadersRename() async throws {
-        let dir = TemporaryDirectory()
-        defer { dir.remove() }
+    /// The folder's store after the pass's listing, as a flag change would find it.
+    func listedStore(_ dir: TemporaryDirectory) async throws -> (MaildirFolder, MaildirMessage, MaildirFolderStore) {
         let (folder, message) = try folderWithOneMessage(dir, flags: MessageFlags("S"))
         let store = MaildirFolderStore(folder: folder)
         _ = try await store.list()
+        return (folder, message, store)
+    }
+
+    @Test func serverFlagChangeLandsOnTopOfAReadersRename() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (folder, message, store) = try await listedStore(dir)
         // The reader marks it replied (R) after the listing; the server flagged it (F).
         rename(folder.filePath(of: message), folder.path + "/cur/" + message.baseName + ":2,RS")
         try await store.apply([FlagChange(key: .name(message.baseName), add: MessageFlags("F"), remove: MessageFlags())])
@@ -33,9 +39,7 @@ import TestSupport
     @Test func aMessageTheReaderDeletedIsLeftToTheNextPass() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
-        let (folder, message) = try folderWithOneMessage(dir, flags: MessageFlags("S"))
-        let store = MaildirFolderStore(folder: folder)
-        _ = try await store.list()
+        let (folder, message, store) = try await listedStore(dir)
         unlink(folder.filePath(of: message))
         try await store.apply([FlagChange(key: .name(message.baseName), add: MessageFlags("F"), remove: MessageFlags())])
         #expect(try folder.scan().messages.isEmpty)

@@ -314,9 +314,9 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
                 // the folder, pass after pass): one at a time, the refused ones stay here.
                 // A server without MULTIAPPEND took those before the refused one already:
                 // found by their tokens, never sent twice.
+                let appendedSome = await !store.session.capabilities.contains("MULTIAPPEND")
                 for item in part {
-                    if await !store.session.capabilities.contains("MULTIAPPEND"),
-                       let key = try await store.recover(token: tokens[item.key]!, since: marker) {
+                    if appendedSome, let key = try await store.recover(token: tokens[item.key]!, since: marker) {
                         mapping[item.key] = key
                         continue
                     }
