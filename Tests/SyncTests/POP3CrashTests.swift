@@ -54,10 +54,11 @@ import TestSupport
 
     @Test func connectionCutAfterSomeRetrievalsBeforeQuit() async throws {
         let user = try fixture.makeUser("cut")
-        // Enough mail that the drain is still running when the first deliveries show up,
-        // even when the suite's other tests slow down the polling below.
-        let total = 400
-        let messages = (0..<total).map { pop3Message($0, bodyLines: 600) }
+        // Enough batches (200 messages each) that the drain is still running for a good while
+        // after the first one shows up, even when the suite's other tests slow down the
+        // polling below: with 2 batches, a starved poller once woke after the drain had ended.
+        let total = 1400
+        let messages = (0..<total).map { pop3Message($0, bodyLines: 120) }
         try await fixture.fill(user: user, messages)
         let dir = TemporaryDirectory()
         defer { dir.remove() }
