@@ -53,12 +53,31 @@ public final class StateStore: @unchecked Sendable {
     /// Opens the database at `path`, creating it (mode 0600) and migrating it as needed.
     public init(path: String) throws(StateError) {
         self.path = path
+        guard path != ":memory:" else {
+            db = try Database(path: path)
+            try configure()
+            try migrate()
+            return
+        }
+        // Setting up a file is serialized between connections (flock on its directory, so
+        // in this process too): the accounts of a first run open the fresh file at once, and
+        // two connections turning it to WAL mode can deadlock (SQLite then answers BUSY at
+        // once, without waiting).
+        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        let lock = Glibc.open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard lock >= 0 else { throw StateError.cannotOpen(path: path, detail: String(cString: strerror(errno))) }
+        defer { close(lock) }
+        while flock(lock, LOCK_EX) != 0 && errno == EINTR {}
+        defer { flock(lock, LOCK_UN) }
         // Create the file ourselves so it is 0600 from the first byte; SQLite gives its
-        // -wal and -shm files the same mode.
-        if path != ":memory:" {
-            let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw StateError.cannotOpen(path: path, detail: String(cString: strerror(errno))) }
+        // -wal and -shm files the same mode. Only when it is missing: closing any descriptor
+        // of a file drops every POSIX lock this process holds on it, the SQLite
+        // connections' included.
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        if fd >= 0 {
             close(fd)
+        } else if errno != EEXIST {
+            throw StateError.cannotOpen(path: path, detail: String(cString: strerror(errno)))
         }
         db = try Database(path: path)
         try configure()
@@ -90,18 +109,21 @@ public final class StateStore: @unchecked Sendable {
         var version = 0
         try db.query("PRAGMA user_version") { row in version = Int(row.int(0)) }
         while version < Schema.currentVersion {
-            let next = version + 1
             do {
                 try db.transaction {
+                    // Read again under the write lock: two accounts of one first run open a
+                    // fresh file at the same time, and the other may have migrated it since.
+                    try db.query("PRAGMA user_version") { row in version = Int(row.int(0)) }
+                    guard version < Schema.currentVersion else { return }
                     try db.execute(Schema.migrations[version])
-                    try db.execute("PRAGMA user_version = \(next)")
+                    try db.execute("PRAGMA user_version = \(version + 1)")
                 }
             } catch let error as StateError {
                 throw error
             } catch {
-                throw StateError.sqlite(path: path, code: -1, message: "\(error)", statement: "migration \(next)")
+                throw StateError.sqlite(path: path, code: -1, message: "\(error)", statement: "migration \(version + 1)")
             }
-            version = next
+            try db.query("PRAGMA user_version") { row in version = Int(row.int(0)) }
         }
     }
 

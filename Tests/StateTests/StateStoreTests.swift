@@ -5,6 +5,7 @@ import Testing
 @testable import State
 import Support
 import TestSupport
+import Dispatch
 
 struct ExpectedFailure: Error {}
 
@@ -217,4 +218,38 @@ struct ExpectedFailure: Error {}
         let account = try a.account(named: "work", protocol: "imap")
         #expect(try b.account(named: "work", protocol: "imap") == account)
     }
+
+    /// A first run with several accounts: each opens the fresh state at the same time, and
+    /// every one of them must find it created and migrated once (one used to fail with
+    /// "table accounts already exists").
+    @Test func freshStateOpenedByManyAtOnce() throws {
+        for round in 0..<5 {
+            let dir = TemporaryDirectory()
+            defer { dir.remove() }
+            let path = dir.path
+            let failures = Failures()
+            DispatchQueue.concurrentPerform(iterations: 6) { i in
+                do {
+                    let store = try StateStore.open(directory: path)
+                    _ = try store.account(named: "account\(i)", protocol: "imap")
+                    if try store.schemaVersion() != Schema.currentVersion { failures.add("schema \(try store.schemaVersion())") }
+                } catch {
+                    failures.add("\(error)")
+                }
+            }
+            #expect(failures.list.isEmpty, "round \(round): \(failures.list)")
+            let store = try StateStore.open(directory: path)
+            var accounts: Int64 = 0
+            try store.db.query("SELECT count(*) FROM accounts") { row in accounts = row.int(0) }
+            #expect(accounts == 6)
+        }
+    }
+}
+
+/// Errors collected from several threads.
+private final class Failures: @unchecked Sendable {
+    private let mutex = NSLockLite()
+    private var items: [String] = []
+    func add(_ item: String) { mutex.lock(); items.append(item); mutex.unlock() }
+    var list: [String] { mutex.lock(); defer { mutex.unlock() }; return items }
 }
