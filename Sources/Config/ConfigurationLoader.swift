@@ -70,6 +70,8 @@ private struct Validator {
     let environment: [String: String]
     var errors: [ConfigDiagnostic] = []
     var warnings: [ConfigDiagnostic] = []
+    /// Line of each account's `maildir` setting, by the line of its `[[account]]` header.
+    var maildirLines: [Int: Int] = [:]
 
     init(path: String, environment: [String: String]) {
         self.path = path
@@ -113,10 +115,43 @@ private struct Validator {
                 seen[account.name] = account.line
             }
         }
+        checkMaildirsApart(accounts)
         if accounts.isEmpty && errors.isEmpty {
             warn(0, "no [[account]] is configured; add one (see config.example.toml) or run `mailmirror init you@example.com`")
         }
         return Configuration(path: path, general: general, accounts: accounts, warnings: warnings)
+    }
+
+    /// Two IMAP accounts may not share a Maildir, nor keep one inside the other's: each would
+    /// take the other's downloads for new local mail and upload them to its own server (and
+    /// a deletion in one would reach both). A POP3 account may deliver into an IMAP account's
+    /// Maildir (or into a folder inside it): that is how POP3 mail reaches an IMAP server.
+    mutating func checkMaildirsApart(_ accounts: [AccountConfiguration]) {
+        let imap = accounts.filter { $0.protocol == .imap && !$0.maildir.isEmpty }
+        for (i, account) in imap.enumerated() {
+            let mine = Self.normalized(account.maildir)
+            for other in imap[..<i] {
+                let theirs = Self.normalized(other.maildir)
+                let how: String
+                if mine == theirs { how = "is also the maildir of" }
+                else if mine.hasPrefix(theirs == "/" ? "/" : theirs + "/") { how = "is inside the maildir of" }
+                else if theirs.hasPrefix(mine == "/" ? "/" : mine + "/") { how = "contains the maildir of" }
+                else { continue }
+                error(maildirLines[account.line] ?? account.line,
+                      "maildir = \"\(account.maildir)\" \(how) account \"\(other.name)\" (line \(maildirLines[other.line] ?? other.line)); give each IMAP account a Maildir of its own, e.g. \"~/Mail/\(account.name)\" (sharing one, each would upload the other's mail to its server)")
+            }
+        }
+    }
+
+    /// `path` with `//`, `/./` and `dir/..` folded and no trailing `/` (no symbolic links followed).
+    static func normalized(_ path: String) -> String {
+        var parts: [Substring] = []
+        for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
     }
 
     mutating func validateGeneral(_ table: TOMLTable, defaults: GeneralSettings) -> GeneralSettings {
@@ -201,6 +236,7 @@ private struct Validator {
             if s.isEmpty { error(r.line("maildir"), "maildir is empty; write a folder such as \"~/Mail/\(name ?? "work")\"") }
             else if let p = expand(s, r.line("maildir")) {
                 maildir = p
+                maildirLines[header] = r.line("maildir")
                 if !p.hasPrefix("/") { error(r.line("maildir"), "maildir = \"\(s)\" must be an absolute path or start with ~") }
             }
         } else if table["maildir"] == nil {

@@ -161,6 +161,28 @@ func pop3Account(_ extra: String = "") -> String {
         }
     }
 
+    /// Two IMAP accounts on one Maildir (or one inside the other) would upload each other's
+    /// mail; a POP3 account may deliver into an IMAP account's Maildir.
+    @Test func imapAccountsNeedMaildirsApart() throws {
+        func second(_ maildir: String, protocol proto: String = "imap") -> String {
+            "[[account]]\nname = \"home\"\nprotocol = \"\(proto)\"\nhost = \"h\"\nusername = \"me\"\npassword_command = \"echo\"\nmaildir = \"\(maildir)\""
+        }
+        for (maildir, how) in [("~/Mail/work/", "is also the maildir of"), ("/home/u/Mail//./work", "is also the maildir of"),
+                               ("~/Mail/work/Friends", "is inside the maildir of"), ("~/Mail", "contains the maildir of")] {
+            do {
+                _ = try load(imapAccount() + "\n" + second(maildir))
+                Issue.record("accepted \(maildir)")
+            } catch {
+                #expect(error.diagnostics.count == 1)
+                #expect(error.diagnostics.first?.line == 14, "\(error.diagnostics)")
+                #expect(error.diagnostics.first?.message.contains("\(how) account \"work\" (line 6)") == true, "\(error.diagnostics)")
+            }
+        }
+        #expect(try load(imapAccount() + "\n" + second("~/Mail/work2")).accounts.count == 2)
+        #expect(try load(imapAccount() + "\n" + second("~/Mail/work", protocol: "pop3")).accounts.count == 2)
+        #expect(try load(imapAccount() + "\n" + second("~/Mail/work/ISP", protocol: "pop3")).accounts.count == 2)
+    }
+
     @Test func plaintextNeedsExplicitConsent() throws {
         let config = try load(imapAccount("tls = \"none\"\nallow_plaintext = true"))
         #expect(config.accounts[0].tls == .none && config.accounts[0].port == 143)
