@@ -55,6 +55,14 @@ public actor Connection {
     /// Bytes received and not yet consumed.
     public var bufferedByteCount: Int { buffer.count - head }
 
+    /// An integer socket option as the kernel has it (for tests); nil once closed.
+    func socketOption(level: Int32, name: Int32) -> Int32? {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard !isClosed, getsockopt(fd, level, name, &value, &length) == 0 else { return nil }
+        return value
+    }
+
     private init(fd: Int32, peer: String, remoteAddress: String, executor: DispatchQueueExecutor, ioTimeout: Double) {
         self.fd = fd
         self.peer = peer
@@ -96,6 +104,13 @@ public actor Connection {
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, socklen_t(MemoryLayout<Int32>.size))
+            // A push connection waits in IDLE for minutes: probe a silent peer after 60 s and
+            // give up after 4 unanswered probes 15 s apart, so a connection a NAT or a network
+            // change killed is found in ~2 min instead of the kernel's default 2 h 11 min.
+            for (option, value) in [(TCP_KEEPIDLE, Int32(60)), (TCP_KEEPINTVL, 15), (TCP_KEEPCNT, 4)] {
+                var v = value
+                setsockopt(fd, Int32(IPPROTO_TCP), option, &v, socklen_t(MemoryLayout<Int32>.size))
+            }
             let connection = Connection(fd: fd, peer: peer, remoteAddress: address.numericHost,
                                         executor: executor, ioTimeout: ioTimeout)
             do {

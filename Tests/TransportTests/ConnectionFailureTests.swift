@@ -1,5 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
-import Transport
+@testable import Transport
 import IMAP
 import Support
 import TestSupport
@@ -26,6 +29,20 @@ import TestSupport
         #expect(seconds == 1)
         #expect(elapsed >= 0.9 && elapsed < 15)   // generous: a loaded CI machine
         #expect(error!.description.contains("not answering"))
+        await connection.close()
+    }
+
+    /// A connection that waits in IDLE behind a NAT must learn that its peer is gone in
+    /// minutes, not after the kernel's default 2 h 11 min of keepalive silence.
+    @Test func keepaliveFindsADeadPeerInMinutes() async throws {
+        let server = try SilentListener()
+        defer { server.stop() }
+        let connection = try await Connection.connect(host: "127.0.0.1", port: server.port, connectTimeout: 5)
+        #expect(await connection.socketOption(level: SOL_SOCKET, name: SO_KEEPALIVE) == 1)
+        let idle = try #require(await connection.socketOption(level: Int32(IPPROTO_TCP), name: TCP_KEEPIDLE))
+        let interval = try #require(await connection.socketOption(level: Int32(IPPROTO_TCP), name: TCP_KEEPINTVL))
+        let count = try #require(await connection.socketOption(level: Int32(IPPROTO_TCP), name: TCP_KEEPCNT))
+        #expect(idle + interval * count <= 180, "idle \(idle) s, then \(count) probes \(interval) s apart")
         await connection.close()
     }
 
