@@ -214,6 +214,7 @@ public actor AccountRunner {
             throw error
         }
         var downloaded = 0
+        for route in report.localMoves { logger.info(route.summary) }
         for folder in report.folders {
             downloaded += folder.downloaded
             if let summary = folder.summary { logger.info("\(FolderNaming.displayName(folder.folder)): \(summary)") }

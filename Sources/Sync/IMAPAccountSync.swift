@@ -9,10 +9,23 @@ import Support
 import Transport
 
 /// What one pass over an IMAP account did.
+/// Messages moved from one folder to another by one UID MOVE.
+public struct MoveRoute: Sendable, Equatable {
+    public var from: [String]
+    public var to: [String]
+    public var count: Int
+    /// "Source → Target: 2 moved on the server".
+    public var summary: String {
+        "\(FolderNaming.displayName(from)) → \(FolderNaming.displayName(to)): \(count) moved on the server"
+    }
+}
+
 public struct AccountReport: Sendable {
     public var folders: [FolderReport] = []
     /// Messages moved between folders on the server (UID MOVE) because they were moved locally.
-    public var movedOnServer = 0
+    public var movedOnServer: Int { localMoves.reduce(0) { $0 + $1.count } }
+    /// Those moves, by source and target folder.
+    public var localMoves: [MoveRoute] = []
     /// Messages moved between folders on the server, renamed in the Maildir (not downloaded).
     public var movedLocally = 0
     /// Messages whose deletion the mass-deletion guard held back.
@@ -137,7 +150,7 @@ public struct IMAPAccountSync: Sendable {
                     try ServerMoves(state: state, accountID: accountID, store: store).recover(work: all)
                 }
                 if !dryRun && policy.writesRemote && policy.writesLocal {
-                    report.movedOnServer = try await LocalMoves(account: account, state: state, accountID: accountID, store: store,
+                    report.localMoves = try await LocalMoves(account: account, state: state, accountID: accountID, store: store,
                                                                 logger: logger).run(session: main, work: all)
                     Trace.mark("\(account.name): local moves")
                 }

@@ -26,8 +26,8 @@ struct LocalMoves {
         var messageID: [UInt8]
     }
 
-    /// Finds and performs the moves between `work` folders; returns how many were moved.
-    func run(session: IMAPSession, work: [IMAPAccountSync.WorkItem]) async throws -> Int {
+    /// Finds and performs the moves between `work` folders; returns what was moved where.
+    func run(session: IMAPSession, work: [IMAPAccountSync.WorkItem]) async throws -> [MoveRoute] {
         try await recover(session: session, work: work)
         var gone: [String: (IMAPAccountSync.WorkItem, MessagePair)] = [:]
         var appeared: [String: (item: IMAPAccountSync.WorkItem, file: MaildirMessage)] = [:]
@@ -40,7 +40,7 @@ struct LocalMoves {
             if let marker = try state.folderRecord(id: item.record).localMarker, marker == folder.changeMarker() { return false }
             return true
         }
-        guard changed.count > 1 else { return 0 }
+        guard changed.count > 1 else { return [] }
         for item in changed {
             let folder = store.folder(item.folder)
             let files = try folder.scan().messages
@@ -59,8 +59,8 @@ struct LocalMoves {
                   let id = MessageIdentity.messageID(ofFile: store.folder(to.folder).filePath(of: file)) else { continue }
             moves.append(Move(pair: pair, from: from, to: to, messageID: id))
         }
-        guard !moves.isEmpty, await session.capabilities.contains("UIDPLUS") else { return 0 }
-        var moved = 0
+        guard !moves.isEmpty, await session.capabilities.contains("UIDPLUS") else { return [] }
+        var moved: [MoveRoute] = []
         for group in Dictionary(grouping: moves, by: { "\($0.from.record.rawValue)>\($0.to.record.rawValue)" }).values {
             let from = group[0].from, to = group[0].to
             let uidNext = try await session.status(to.mailbox, items: [.uidNext]).uidNext
@@ -73,11 +73,23 @@ struct LocalMoves {
                 }
             }
             let route = "\(account.name)/\(FolderNaming.displayName(from.folder)) → \(FolderNaming.displayName(to.folder))"
-            let uids = group.compactMap(\.pair.uid)
+            // Where each message is in the source now: the pair's UID while the source keeps
+            // the UIDVALIDITY the pairs were recorded under. Once it changed (the folder was
+            // recreated on the server, or the account now names another mailbox) that UID
+            // belongs to another message, and the message is found by its Message-ID (only
+            // when exactly one has it; otherwise the passes re-match it instead).
+            var now: [UID?] = group.map(\.pair.uid)
             let assigned: AssignedUIDs?
             do {
-                _ = try await session.select(from.mailbox)
-                assigned = try await session.move(UIDSet(uids), to: to.mailbox)
+                let source = try await session.select(from.mailbox)
+                if try state.folderRecord(id: from.record).uidValidity != source.uidValidity {
+                    for (i, m) in group.enumerated() {
+                        let found = try await session.search([.header("Message-ID", m.messageID)])
+                        now[i] = found.count == 1 ? Array(found)[0] : nil
+                    }
+                }
+                let uids = now.compactMap { $0 }
+                assigned = uids.isEmpty ? nil : try await session.move(UIDSet(uids), to: to.mailbox)
                 try await session.unselect()
             } catch IMAPError.commandFailed(let command, _, _, _, let text) {
                 // The server refused (nothing moved): the folder passes carry it out as a
@@ -93,12 +105,15 @@ struct LocalMoves {
                 for (old, new) in zip(Array(source), Array(assigned.destination)) { newUID[old] = new }
             }
             // Without COPYUID the new UIDs are found by Message-ID from the noted UIDNEXT.
-            for m in group where m.pair.uid.map({ newUID[$0] == nil }) ?? false {
-                if let found = try await find(m.messageID, in: to, since: uidNext, session: session) { newUID[m.pair.uid!] = found }
+            for (m, uid) in zip(group, now) where uid.map({ newUID[$0] == nil }) ?? false {
+                if let found = try await find(m.messageID, in: to, since: uidNext, session: session) { newUID[uid!] = found }
             }
+            var count = 0
             try state.transaction {
-                for (m, entry) in zip(group, journal) {
-                    guard let old = m.pair.uid else { continue }
+                for (i, (m, entry)) in zip(group, journal).enumerated() {
+                    try state.resolveJournalEntry(entry)
+                    // Not found in the source: nothing was moved; the folder passes see to it.
+                    guard let old = now[i] else { continue }
                     // Not found at all (a server without COPYUID that also hides the message
                     // from SEARCH): the pair is dropped and the target's pass pairs it anew.
                     let uid = newUID[old]
@@ -106,11 +121,10 @@ struct LocalMoves {
                     pair.folder = to.record
                     pair.uid = uid
                     if uid != nil { try state.updatePair(pair) } else { try state.deletePairs(ids: [pair.id!]) }
-                    try state.resolveJournalEntry(entry)
-                    moved += 1
+                    count += 1
                 }
             }
-            logger.info("\(route): \(group.count) moved on the server (UID MOVE)")
+            if count > 0 { moved.append(MoveRoute(from: from.folder, to: to.folder, count: count)) }
         }
         return moved
     }

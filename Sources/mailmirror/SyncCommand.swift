@@ -84,6 +84,7 @@ enum SyncCommand {
             let report = try await sync.run()
             var lines: [String] = []
             var down = 0, deleted = 0, problems = 0
+            for route in report.localMoves { lines.append("\(account.name)/\(route.summary)") }
             for folder in report.folders {
                 down += folder.downloaded
                 deleted += folder.deleted

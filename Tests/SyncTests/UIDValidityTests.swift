@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import Config
 import IMAP
@@ -62,5 +65,36 @@ import TestSupport
         #expect(again.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.deleted == 0 && $0.error == nil }, "\(again.folders)")
         #expect(try await a.serverMessages("Archive").count == 9)
         #expect(a.localMessages("Archive").count == 9)
+    }
+
+    /// A file moved locally out of a folder that was recreated on the server since the last
+    /// pass: the pair's UID now names another message there, so the move must not be done
+    /// with UID MOVE (it moved the wrong message, and the right one came back as a download).
+    @Test func localMoveOutOfARecreatedFolderMovesTheRightMessage() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("Source", [mail("m1"), mail("m2")])
+        try await a.append("Target", [mail("t1")])
+        _ = try await a.sync()
+        _ = try await a.sync()
+        // Recreated: "other" takes UID 1, which the state gives to m1.
+        let s = try await a.session()
+        try await s.delete(MailboxName("Source"))
+        await s.logout()
+        try await a.append("Source", [mail("other"), mail("m1"), mail("m2")])
+        let store = MaildirStore(root: a.maildir, layout: .fs)
+        let source = store.folder(["Source"]), target = store.folder(["Target"])
+        let moving = try source.scan().messages.first { readBytes(source.filePath(of: $0)).map { String(decoding: $0, as: UTF8.self).contains("<m1@") } ?? false }!
+        #expect(rename(source.filePath(of: moving), target.path + "/cur/" + moving.fileName) == 0)
+
+        let first = try await a.sync()
+        #expect(first.status == 0, "\(first.standardError)")
+        #expect(first.standardOutput.contains("work/Source → Target: 1 moved on the server"), "\(first.standardOutput)")
+        let second = try await a.sync()
+        #expect(second.status == 0, "\(second.standardError)")
+        #expect(ids(try await a.serverMessages("Source").values.map(\.body)) == ["m2", "other"])
+        #expect(ids(try await a.serverMessages("Target").values.map(\.body)) == ["m1", "t1"])
+        #expect(ids(a.localMessages("Source").map(\.body)) == ["m2", "other"])
+        #expect(ids(a.localMessages("Target").map(\.body)) == ["m1", "t1"])
     }
 }
