@@ -103,6 +103,12 @@ enum Schema {
             PRIMARY KEY (folder_id, uid)
         ) WITHOUT ROWID;
         """,
+        // 5 -> 6: which server mailbox an account's state describes ("imap://user@host"), so
+        // that an account pointed at another mailbox does not take its UIDs or UIDLs for the
+        // old one's. NULL: not recorded yet (the next pass records it).
+        """
+        ALTER TABLE accounts ADD COLUMN mailbox TEXT;
+        """,
     ]
 
     /// The version this build writes.

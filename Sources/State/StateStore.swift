@@ -168,6 +168,36 @@ public final class StateStore: @unchecked Sendable {
         return result
     }
 
+    /// Which server mailbox the account's state describes; nil until first recorded.
+    public func accountMailbox(_ account: AccountID) throws(StateError) -> String? {
+        var mailbox: String?
+        try db.query("SELECT mailbox FROM accounts WHERE id = ?", .integer(account.rawValue)) { row in mailbox = row.optionalText(0) }
+        return mailbox
+    }
+
+    /// Records which server mailbox the account's state describes. `forgettingUIDs`: the
+    /// UIDs remembered for its folders belong to another mailbox — each folder's UIDVALIDITY
+    /// is set to 0 (never a server's), so its next pass re-matches its pairs by Message-ID
+    /// and size, and no fast path trusts the old mod-sequences or markers.
+    public func setAccountMailbox(_ account: AccountID, _ mailbox: String, forgettingUIDs: Bool) throws(StateError) {
+        do {
+            try db.transaction {
+                try db.run("UPDATE accounts SET mailbox = ? WHERE id = ?", .text(mailbox), .integer(account.rawValue))
+                if forgettingUIDs {
+                    try db.run("""
+                        UPDATE folders SET uidvalidity = CASE WHEN uidvalidity IS NULL THEN NULL ELSE 0 END,
+                                           highestmodseq = NULL, local_marker = NULL
+                        WHERE account_id = ?
+                        """, .integer(account.rawValue))
+                }
+            }
+        } catch let error as StateError {
+            throw error
+        } catch {
+            throw StateError.sqlite(path: path, code: -1, message: "\(error)", statement: "record the account's mailbox")
+        }
+    }
+
     /// Records the outcome of an account's pass: the time it completed, or the error.
     public func recordAccountPass(_ account: AccountID, completedAt: Int64?, error: String?) throws(StateError) {
         if let completedAt {

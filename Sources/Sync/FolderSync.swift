@@ -46,7 +46,8 @@ struct FolderSync {
             if dryRun { throw SyncError.uidValidityChanged(was: known, now: now) }
             let outcome = try await UIDValidityRematch(state: state, accountID: record.account)
                 .run(record: &record, session: far.session, folder: near.folder, validity: now)
-            log.warn("the server's UIDVALIDITY changed (\(known) → \(now)): the folder was recreated or restored on the server. "
+            log.warn((known.rawValue == 0 ? "re-matched for the account's new mailbox: "
+                      : "the server's UIDVALIDITY changed (\(known) → \(now)): the folder was recreated or restored on the server. ")
                      + "\(outcome.matched) message(s) re-matched by Message-ID and size keep their local files; "
                      + "\(outcome.serverOnly) only on the server will be downloaded and \(outcome.localOnly) only here uploaded; nothing is deleted")
             report.rematched = outcome.matched

@@ -103,6 +103,13 @@ public struct IMAPAccountSync: Sendable {
                 throw MaildirError(operation: "create upload spool", path: stateDirectory + "/spool", errno: errno)
             }
             accountID = try state.account(named: account.name, protocol: "imap")
+            if let old = try AccountMailbox.changed(account, state: state, accountID: accountID) {
+                // Safe without asking: a re-match deletes nothing, and pairs only what is the same.
+                logger.warn("\(account.name): the account now names another mailbox (\(old) → \(AccountMailbox.identity(of: account))) "
+                            + "than the one its state describes: the UIDs it remembers are not trusted, and each folder is re-matched "
+                            + "by Message-ID and size, as after a UIDVALIDITY change (nothing is deleted in this pass)")
+                try state.setAccountMailbox(accountID, AccountMailbox.identity(of: account), forgettingUIDs: true)
+            }
             Trace.mark("\(account.name): state open")
         } catch {
             if let connecting, let session = try? await connecting.value { await session.close() }

@@ -33,6 +33,10 @@ public struct POP3Drain {
     /// Messages downloaded per batch: one syncfs and one SQLite commit each.
     public var batchSize = 200
 
+    /// `sync --force`: an account that now names another mailbox keeps the UIDLs remembered
+    /// for the old one (the user says it is the same mailbox).
+    public var force = false
+
     public init(account: AccountConfiguration, state: StateStore, logger: Logger) {
         self.account = account
         self.state = state
@@ -43,6 +47,16 @@ public struct POP3Drain {
     public func run(dryRun: Bool = false, now: Int64 = Int64(time(nil))) async throws -> DrainReport {
         var report = DrainReport()
         let accountID = try state.account(named: account.name, protocol: "pop3")
+        if let old = try AccountMailbox.changed(account, state: state, accountID: accountID) {
+            let remembered = try state.pop3Messages(of: accountID).count
+            if remembered > 0 && !force {
+                let error = SyncError.mailboxChanged(account: account.name, was: old, now: AccountMailbox.identity(of: account), remembered: remembered)
+                try? state.recordAccountPass(accountID, completedAt: nil, error: "\(error)")   // for `status`
+                throw error
+            }
+            if remembered > 0 { logger.warn("the account now names another mailbox (\(old) → \(AccountMailbox.identity(of: account))); as asked with --force, the \(remembered) message(s) remembered as delivered carry over") }
+            try state.setAccountMailbox(accountID, AccountMailbox.identity(of: account), forgettingUIDs: false)
+        }
         let store = MaildirStore(root: account.maildir, layout: account.layout)
         let inbox = dryRun ? store.folder(["INBOX"]) : try store.createFolder(["INBOX"])
         if !dryRun { report.recovered = try recover(accountID: accountID, inbox: inbox, now: now) }

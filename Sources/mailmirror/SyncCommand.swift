@@ -59,7 +59,9 @@ enum SyncCommand {
             let state = dryRun ? try StateStore.scratchCopy(of: config.general.stateDirectory) : try StateStore.open(directory: config.general.stateDirectory)
             let lock = dryRun ? nil : try AccountLock(stateDirectory: config.general.stateDirectory, account: account.name)
             defer { withExtendedLifetime(lock) {} }
-            let report = try await POP3Drain(account: account, state: state, logger: logger).run(dryRun: dryRun)
+            var drain = POP3Drain(account: account, state: state, logger: logger)
+            drain.force = force
+            let report = try await drain.run(dryRun: dryRun)
             var lines: [String] = []
             if report.downloaded > 0 || report.deletedOnServer > 0 || dryRun {
                 var parts = ["\(report.downloaded) down"]

@@ -29,7 +29,7 @@ struct ExpectedFailure: Error {}
         #expect(try again.account(named: "work", protocol: "imap") == (try store.account(named: "work", protocol: "imap")))
     }
 
-    /// A state written by the previous schema (v3) opens: the tables of the later steps are
+    /// A state written by an earlier schema (v3) opens: the tables of the later steps are
     /// added and work, nothing else changes.
     @Test func stateFromSchemaThreeIsMigrated() throws {
         let dir = TemporaryDirectory()
@@ -38,7 +38,7 @@ struct ExpectedFailure: Error {}
             let store = try StateStore.open(directory: dir.path)
             let account = try store.account(named: "work", protocol: "imap")
             _ = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
-            try store.db.execute("DROP TABLE refused; DROP TABLE unfetchable; PRAGMA user_version = 3")
+            try store.db.execute("DROP TABLE refused; DROP TABLE unfetchable; ALTER TABLE accounts DROP COLUMN mailbox; PRAGMA user_version = 3")
         }
         let store = try StateStore.open(directory: dir.path)
         #expect(try store.schemaVersion() == Schema.currentVersion)
@@ -48,6 +48,7 @@ struct ExpectedFailure: Error {}
         try store.noteUnfetchable(in: folder.id, uids: [UID(7)], failed: true, reason: "BYE")
         #expect(try store.refused(in: folder.id)["1.M1P1.host"]?.reason == "NO [LIMIT] too big")
         #expect(try store.unfetchable(in: folder.id)[UID(7)]?.failed == true)
+        #expect(try store.accountMailbox(account) == nil, "not known before v6: the next pass records it")
     }
 
     @Test func corruptFileIsAClearErrorAndIsNotReset() throws {
@@ -217,6 +218,30 @@ struct ExpectedFailure: Error {}
         let b = try StateStore.open(directory: dir.path)
         let account = try a.account(named: "work", protocol: "imap")
         #expect(try b.account(named: "work", protocol: "imap") == account)
+    }
+
+    /// The mailbox an account's state describes: recorded once; when it changes, the UIDs of
+    /// every folder stop being trusted (UIDVALIDITY 0, no mod-sequence, no marker).
+    @Test func accountMailboxAndForgottenUIDs() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try StateStore.open(directory: dir.path)
+        let account = try store.account(named: "work", protocol: "imap")
+        #expect(try store.accountMailbox(account) == nil)
+        var known = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
+        known.uidValidity = UIDValidity(rawValue: 77)
+        known.highestModSeq = ModSeq(5)
+        known.localMarker = "m"
+        try store.updateFolder(known)
+        let fresh = try store.folder(of: account, remoteName: Array("New".utf8), localName: "New")
+        try store.setAccountMailbox(account, "imap://me@a", forgettingUIDs: false)
+        #expect(try store.accountMailbox(account) == "imap://me@a")
+        #expect(try store.folderRecord(id: known.id).uidValidity == UIDValidity(rawValue: 77))
+        try store.setAccountMailbox(account, "imap://me@b", forgettingUIDs: true)
+        #expect(try store.accountMailbox(account) == "imap://me@b")
+        let forgotten = try store.folderRecord(id: known.id)
+        #expect(forgotten.uidValidity == UIDValidity(rawValue: 0) && forgotten.highestModSeq == nil && forgotten.localMarker == nil)
+        #expect(try store.folderRecord(id: fresh.id).uidValidity == nil, "a folder without UIDs stays without")
     }
 
     /// A first run with several accounts: each opens the fresh state at the same time, and

@@ -134,3 +134,12 @@ func mail(_ id: String, subject: String = "s", lines: Int = 3) -> [UInt8] {
 func maildirSettles() async throws {
     try await Task.sleep(for: .milliseconds(60))
 }
+
+/// The Message-ID locals ("a1" of `<a1@…>`) of message bodies, sorted.
+func ids(_ bodies: [[UInt8]]) -> [String] {
+    bodies.map { body -> String in
+        let text = String(decoding: body.prefix(400), as: UTF8.self)
+        guard let open = text.firstIndex(of: "<"), let at = text[open...].firstIndex(of: "@") else { return "?" }
+        return String(text[text.index(after: open)..<at])
+    }.sorted()
+}

@@ -13,14 +13,6 @@ import TestSupport
     let fixture: DovecotFixture
     init() async throws { fixture = try await DovecotFixture.shared() }
 
-    func ids(_ bodies: [[UInt8]]) -> [String] {
-        bodies.map { body -> String in
-            let text = String(decoding: body.prefix(400), as: UTF8.self)
-            guard let open = text.firstIndex(of: "<"), let at = text[open...].firstIndex(of: "@") else { return "?" }
-            return String(text[text.index(after: open)..<at])
-        }.sorted()
-    }
-
     /// The server folder is recreated with the same messages (new UIDVALIDITY, new UIDs)
     /// plus one extra, while one extra arrived locally: the pass re-matches by Message-ID and
     /// size — no duplicates, no loss, local files kept, both extras carried over.
