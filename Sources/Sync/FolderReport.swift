@@ -16,6 +16,8 @@ public struct FolderReport: Sendable {
     public var recovered = 0
     /// Messages re-matched after a UIDVALIDITY change (nil when it did not change).
     public var rematched: Int?
+    /// Messages a first pass found on both sides and paired (not copied both ways).
+    public var paired = 0
     /// What the pass left in a Maildir it wrote to just now, for noting its marker later.
     var settle: (record: FolderID, expected: [String: MessageFlags]?, trustedFrom: Int64, marker: String, witness: FolderChangeWitness?)?
     /// The pass worked from the server's changes alone (the Maildir had not changed): no
@@ -50,6 +52,7 @@ public struct FolderReport: Sendable {
         if deleted > 0 { parts.append("\(deleted) deleted") }
         if recovered > 0 { parts.append("\(recovered) recovered after an interruption") }
         if let rematched { parts.append("\(rematched) re-matched after a UIDVALIDITY change") }
+        if paired > 0 { parts.append("\(paired) already on both sides, paired") }
         if skippedTooLarge > 0 { parts.append("\(skippedTooLarge) too large, left on the server") }
         if refusedUploads > 0 { parts.append("\(refusedUploads) refused by the server, kept here") }
         if unfetchable > 0 { parts.append("\(unfetchable) the server could not send, left there") }

@@ -51,6 +51,21 @@ struct FolderSync {
                      + "\(outcome.matched) message(s) re-matched by Message-ID and size keep their local files; "
                      + "\(outcome.serverOnly) only on the server will be downloaded and \(outcome.localOnly) only here uploaded; nothing is deleted")
             report.rematched = outcome.matched
+        } else if record.uidValidity == nil, let now = selected.uidValidity, selected.exists > 0,
+                  near.folder.exists, try !near.folder.scan().messages.isEmpty, try state.pairs(in: record.id).isEmpty,
+                  try state.pendingJournalCount(in: record.id) == 0 {
+            // A first pass over a folder with messages on both sides (a Maildir another tool
+            // kept in sync with this server, a state lost or started afresh): the messages
+            // already on both sides are paired by Message-ID and size, not copied both ways.
+            // Not after an interrupted first pass: its journal knows what it moved (an
+            // uploaded copy carries a token header, so its size differs from the file's).
+            let outcome = try await UIDValidityRematch(state: state, accountID: record.account)
+                .run(record: &record, session: far.session, folder: near.folder, validity: now)
+            if outcome.matched > 0 {
+                log.info("first pass with messages on both sides: \(outcome.matched) found on both (by Message-ID and size) are paired, "
+                         + "\(outcome.serverOnly) only on the server will be downloaded and \(outcome.localOnly) only here uploaded")
+                report.paired = outcome.matched
+            }
         }
         if !dryRun { report.recovered = try await recover(record: record, far: far, near: near, marker: selected.uidNext, log: log) }
         if try await syncChangesOnly(far: far, near: near, selected: selected, record: &record, report: &report, log: log) { return report }
@@ -138,7 +153,7 @@ struct FolderSync {
     /// having changed nothing, when any of that does not hold: the full pass follows.
     func syncChangesOnly(far: IMAPFolderStore, near: MaildirFolderStore, selected: SelectedMailbox,
                          record: inout FolderRecord, report: inout FolderReport, log: Logger) async throws -> Bool {
-        guard policy.direction == .both, !dryRun, !policy.force, report.recovered == 0, report.rematched == nil, record.lastError == nil,
+        guard policy.direction == .both, !dryRun, !policy.force, report.recovered == 0, report.rematched == nil, report.paired == 0, record.lastError == nil,
               account.maxMessageSize == nil, account.maxAge == nil,
               let since = record.highestModSeq, let validity = record.uidValidity, selected.uidValidity == validity, !selected.noModSeq,
               let marker = record.localMarker, let (changed, vanished) = far.earlyChanges(since: since), vanished.count <= 10_000,

@@ -27,19 +27,26 @@ struct UIDValidityRematch {
     }
 
     func run(record: inout FolderRecord, session: IMAPSession, folder: MaildirFolder, validity: UIDValidity) async throws -> Outcome {
-        // The server side: one FETCH of sizes and the identifying header fields.
-        let section = Array("HEADER.FIELDS (\(MessageIdentity.fields.joined(separator: " ")))".utf8)
-        var serverByKey: [[UInt8]: [(uid: UID, flags: MessageFlags)]] = [:]
-        var serverCount = 0
+        // The server side: one FETCH of sizes and the identifying header fields. A copy that
+        // mailmirror uploaded carries its token header, which the file it came from lacks:
+        // such a message is also known by its size without that line.
+        let fields = MessageIdentity.fields + ["X-MAILMIRROR-TOKEN"]
+        let section = Array("HEADER.FIELDS (\(fields.joined(separator: " ")))".utf8)
+        var server: [(uid: UID, flags: MessageFlags)] = []
+        var byKey: [[UInt8]: [Int]] = [:]
         let (messages, _) = try await session.fetch(UIDSet(ranges: [1...UInt32.max]),
-                                                     items: [.uid, .flags, .rfc822Size, .headerFields(MessageIdentity.fields)])
-        for m in messages {
+                                                     items: [.uid, .flags, .rfc822Size, .headerFields(fields)])
+        for m in messages.sorted(by: { ($0.uid ?? UID(0)) < ($1.uid ?? UID(0)) }) {
             guard let uid = m.uid, let size = m.size else { continue }
-            serverCount += 1
-            let key = MessageIdentity.identity(header: m.sections[section] ?? [], size: size)
-            serverByKey[key, default: []].append((uid, FlagMapping.letters(m.flags ?? [])))
+            let header = m.sections[section] ?? []
+            server.append((uid, FlagMapping.letters(m.flags ?? [])))
+            byKey[MessageIdentity.identity(header: header, size: size), default: []].append(server.count - 1)
+            if let token = MessageIdentity.headerFields(header)["x-mailmirror-token"], !token.isEmpty {
+                let line = Int64(MaildirUploadSource.tokenHeader(String(decoding: token, as: UTF8.self)).count)
+                byKey[MessageIdentity.identity(header: header, size: size - line), default: []].append(server.count - 1)
+            }
         }
-        for k in serverByKey.keys { serverByKey[k]!.sort { $0.uid < $1.uid } }
+        var taken = Set<Int>()
 
         // The local side: every message file, read once (this is a rare, one-time event).
         let files = folder.exists ? try folder.scan().messages : []
@@ -47,13 +54,12 @@ struct UIDValidityRematch {
         for file in files.sorted(by: { $0.baseName < $1.baseName }) {
             guard let (header, size) = MessageIdentity.headerAndWireSize(folder.filePath(of: file)) else { continue }
             let key = MessageIdentity.identity(header: header, size: size)
-            guard var candidates = serverByKey[key], !candidates.isEmpty else { continue }
-            let match = candidates.removeFirst()
-            serverByKey[key] = candidates
+            guard let match = byKey[key]?.first(where: { !taken.contains($0) }) else { continue }
+            taken.insert(match)
             // The server's flags as the agreed state: where the local file differs, the
             // local flags win in the pass that follows (they are the more recent ones after
             // a server-side restore).
-            pairs.append(MessagePair(folder: record.id, uid: match.uid, localName: file.baseName, flags: match.flags.description))
+            pairs.append(MessagePair(folder: record.id, uid: server[match].uid, localName: file.baseName, flags: server[match].flags.description))
         }
         var updated = record
         updated.uidValidity = validity
@@ -71,6 +77,6 @@ struct UIDValidityRematch {
             try state.updateFolder(final)
         }
         record = final
-        return Outcome(matched: pairs.count, serverOnly: serverCount - pairs.count, localOnly: files.count - pairs.count)
+        return Outcome(matched: pairs.count, serverOnly: server.count - pairs.count, localOnly: files.count - pairs.count)
     }
 }

@@ -89,4 +89,51 @@ import TestSupport
         #expect(ids(a.localMessages("Source").map(\.body)) == ["m2", "other"])
         #expect(ids(a.localMessages("Target").map(\.body)) == ["m1", "t1"])
     }
+
+    /// A first pass over a Maildir that another tool kept in step with the server (or after
+    /// the state was lost): what is on both sides is paired by Message-ID and size, kept
+    /// where it is, and never copied both ways; only the extras move.
+    @Test func firstPassPairsWhatIsAlreadyOnBothSides() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        let shared = (1...3).map { mail("both\($0)") }
+        try await a.append("INBOX", shared + [mail("server-only")])
+        let names = try shared.map { try a.deliverLocally("INBOX", $0, flags: "S") }
+        try a.deliverLocally("INBOX", mail("local-only"))
+
+        let result = try await a.sync()
+        #expect(result.status == 0, "\(result.standardError)")
+        #expect(result.standardOutput.contains("work/INBOX: 1 down, 1 up, 3 flag changes, 3 already on both sides, paired"), "\(result.standardOutput)")
+        let expected = ["both1", "both2", "both3", "local-only", "server-only"]
+        #expect(ids(try await a.serverMessages("INBOX").values.map(\.body)) == expected)
+        let local = a.localMessages("INBOX")
+        #expect(ids(local.map(\.body)) == expected)
+        let baseNames = Set(local.map { String($0.name.split(separator: ":")[0]) })
+        #expect(names.allSatisfy { baseNames.contains(String($0.split(separator: ":")[0])) }, "the files already here are kept")
+        // The local \Seen flags reached the server's copies.
+        #expect(try await a.serverMessages("INBOX").values.filter { $0.flags.contains(.seen) }.count == 3)
+
+        let again = try await a.sync()
+        #expect(again.status == 0 && again.standardOutput.hasPrefix("1 of 1 account(s) synced: 0 down, 0 deleted"), "\(again.standardOutput)")
+    }
+
+    /// The state is lost (deleted, or a new machine with the Maildir restored): the next pass
+    /// pairs every message again, including those this Maildir uploaded, whose server copies
+    /// carry a token header the files lack — nothing is copied either way.
+    @Test func lostStateCopiesNothing() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("INBOX", [mail("s1"), mail("s2")])
+        try a.deliverLocally("INBOX", mail("l1"))
+        try a.deliverLocally("INBOX", mail("l2"), flags: "F")
+        let first = try await a.sync()
+        #expect(first.standardOutput.contains("work/INBOX: 2 down, 2 up"), "\(first.standardOutput)")
+        #expect(try await runCommand(["rm", "-rf", a.dir.path + "/state"]).status == 0)
+
+        let again = try await a.sync()
+        #expect(again.status == 0, "\(again.standardError)")
+        #expect(again.standardOutput.contains("work/INBOX: 4 already on both sides, paired"), "\(again.standardOutput)")
+        #expect(ids(try await a.serverMessages("INBOX").values.map(\.body)) == ["l1", "l2", "s1", "s2"])
+        #expect(ids(a.localMessages("INBOX").map(\.body)) == ["l1", "l2", "s1", "s2"])
+    }
 }
