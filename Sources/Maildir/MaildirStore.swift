@@ -76,6 +76,32 @@ public struct MaildirStore: Sendable {
         }
     }
 
+    /// Renames a folder that has no child folder of its own: its directory moves, so every
+    /// message keeps its file name. The target must not exist; in `fs` its parents are
+    /// created as plain directories.
+    @discardableResult
+    public func renameFolder(_ from: [String], to: [String]) throws(MaildirError) -> MaildirFolder {
+        let source = folder(from), target = folder(to)
+        guard source.path != root, target.path != root else {
+            throw MaildirError(operation: "rename folder", path: source.path, errno: EINVAL, detail: "the Maildir root itself is INBOX")
+        }
+        if layout == .fs, let entries = FS.entries(source.path),
+           entries.contains(where: { entry in
+               let name = String(decoding: entry.name, as: UTF8.self)
+               return !name.hasPrefix(".") && !["cur", "new", "tmp"].contains(name) && FS.isDirectory(source.path + "/" + name)
+           }) {
+            throw MaildirError(operation: "rename folder", path: source.path, errno: ENOTEMPTY, detail: "it holds child folders")
+        }
+        guard !FS.exists(target.path) else { throw MaildirError(operation: "rename folder", path: target.path, errno: EEXIST) }
+        let targetParent = parentDirectory(of: target.path)
+        if targetParent != root { try FS.mkdirs(targetParent, below: root, operation: "rename folder") }
+        guard rename(source.path, target.path) == 0 else { throw MaildirError(operation: "rename folder", path: source.path, errno: errno) }
+        try FS.syncDirectory(targetParent, operation: "fsync")
+        let sourceParent = parentDirectory(of: source.path)
+        if sourceParent != targetParent { try FS.syncDirectory(sourceParent, operation: "fsync") }
+        return target
+    }
+
     /// Every folder under the root, sorted by name; directories the layout does not produce
     /// (dot-directories such as `.notmuch`, stray names) and symbolic links are skipped.
     public func listFolders() -> [MaildirFolderEntry] {

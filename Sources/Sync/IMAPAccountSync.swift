@@ -397,17 +397,19 @@ public struct IMAPAccountSync: Sendable {
         }
         var local = Set<[String]>()
         for entry in store.listFolders() where entry.isMaildir && filter.includes(entry.name) { local.insert(entry.name) }
-        let known = Dictionary(try state.folders(of: accountID).compactMap { r in
+        var known = Dictionary(try state.folders(of: accountID).compactMap { r in
             MaildirLayout.fs.folder(forRelativePath: r.localName).map { ($0, r) }
         }, uniquingKeysWith: { a, _ in a })
 
-        var work: [WorkItem] = []
+        var work = try await FolderRenames(sync: self, session: session, state: state, store: store, naming: naming, log: log)
+            .run(remote: &remote, local: &local, known: &known, statuses: statuses, report: &report)
+        let renamed = Set(work.map(\.folder))
         func record(_ folder: [String], _ mailbox: MailboxName) throws -> FolderRecord {
             try state.folder(of: accountID, remoteName: mailbox.bytes, localName: MaildirLayout.fs.relativePath(for: folder))
         }
         if !dryRun && policy.writesLocal { for folder in noselect where !local.contains(folder) { try store.createPlainDirectory(folder) } }
 
-        for folder in Set(remote.keys).union(local).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+        for folder in Set(remote.keys).union(local).subtracting(renamed).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             let name = FolderNaming.displayName(folder)
             switch (remote[folder], local.contains(folder), known[folder]) {
             case let (mailbox?, true, _):
