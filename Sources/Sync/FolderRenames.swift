@@ -67,12 +67,8 @@ struct FolderRenames {
                     log.warn("\(FolderNaming.displayName(old)) was renamed on the server to \(FolderNaming.displayName(new)), but the local folder could not be renamed (\(error)); it is copied instead")
                     continue
                 }
-                var updated = record
-                updated.remoteName = mailbox.bytes
-                updated.localName = MaildirLayout.fs.relativePath(for: new)
-                try state.updateFolder(updated)
                 local.remove(old); local.insert(new)
-                known[old] = nil; known[new] = updated
+                try adopt(record, as: new, mailbox: mailbox, was: old, known: &known)
                 work.append(IMAPAccountSync.WorkItem(mailbox: mailbox, folder: new, record: record.id, created: description,
                                                      status: statuses[mailbox]))
             }
@@ -108,18 +104,25 @@ struct FolderRenames {
                     log.warn("\(FolderNaming.displayName(old)) was renamed here to \(FolderNaming.displayName(new)), but the server refused the RENAME (\(error)); it is copied instead")
                     continue
                 }
-                var updated = record
-                updated.remoteName = mailbox.bytes
-                updated.localName = MaildirLayout.fs.relativePath(for: new)
-                try state.updateFolder(updated)
                 remote[old] = nil; remote[new] = mailbox
-                known[old] = nil; known[new] = updated
+                try adopt(record, as: new, mailbox: mailbox, was: old, known: &known)
                 // The server may give the renamed folder a new UIDVALIDITY: the folder pass
                 // then re-matches by Message-ID, nothing is copied again.
                 work.append(IMAPAccountSync.WorkItem(mailbox: mailbox, folder: new, record: record.id, created: description, status: nil))
             }
         }
         return work
+    }
+
+    /// The folder's record follows it to its new name on both sides.
+    private func adopt(_ record: FolderRecord, as new: [String], mailbox: MailboxName, was old: [String],
+                       known: inout [[String]: FolderRecord]) throws {
+        var updated = record
+        updated.remoteName = mailbox.bytes
+        updated.localName = MaildirLayout.fs.relativePath(for: new)
+        try state.updateFolder(updated)
+        known[old] = nil
+        known[new] = updated
     }
 
     private func note(_ text: String, _ folder: [String], _ report: inout AccountReport) {

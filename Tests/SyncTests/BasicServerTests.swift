@@ -24,12 +24,7 @@ import TestSupport
         _ = try await a.sync()
 
         func pass() async throws -> (report: AccountReport, bodies: Int, counts: [String: Int]) {
-            var sync = try a.accountSync()
-            let session = try await sync.connect(secret: a.user.password)
-            sync.session = session
-            let report = try await sync.run()
-            let counts = await session.commandCounts
-            await session.logout()
+            let (report, counts) = try await a.countedPass()
             return (report, report.folders.reduce(0) { $0 + $1.downloaded + $1.uploaded }, counts)
         }
         let quiet = try await pass()

@@ -21,17 +21,6 @@ import TestSupport
         return try await s.list().filter { !$0.has("\\Noselect") }.map { String(decoding: $0.name.bytes, as: UTF8.self) }.sorted()
     }
 
-    /// One pass with a session of the test's own, to count what it sent.
-    func pass(_ a: SyncAccount) async throws -> (report: AccountReport, commands: [String: Int]) {
-        var sync = try a.accountSync()
-        let session = try await sync.connect(secret: a.user.password)
-        sync.session = session
-        let report = try await sync.run()
-        let counts = await session.commandCounts
-        await session.logout()
-        return (report, counts)
-    }
-
     @Test func renamedOnTheServerIsRenamedHere() async throws {
         let a = try SyncAccount(fixture)
         defer { a.dir.remove() }
@@ -48,14 +37,14 @@ import TestSupport
         #expect(dry.standardOutput.contains("work/Archive/Projects 2026: would be renamed locally, as on the server (was Projects)"), "\(dry.standardOutput)")
         #expect(a.localMessages("Projects").count == 2, "a dry run renames nothing")
 
-        let (report, _) = try await pass(a)
+        let (report, _) = try await a.countedPass()
         #expect(report.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.deleted == 0 && $0.error == nil }, "\(report.folders)")
         #expect(report.folders.contains { $0.created == "renamed locally, as on the server (was Projects)" }, "\(report.folders)")
         #expect(a.localMessages("Archive/Projects 2026").map(\.name).sorted() == before, "the files kept their names")
         #expect(!FileSystemCheck.exists(a.maildir + "/Projects"))
         #expect(try await serverFolders(a) == ["Archive/Projects 2026", "INBOX"])
 
-        let (again, commands) = try await pass(a)
+        let (again, commands) = try await a.countedPass()
         #expect(again.folders.allSatisfy { $0.summary == nil }, "\(again.folders)")
         #expect(commands["SELECT"] == nil && commands["FETCH"] == nil, "settled: \(commands)")
     }
@@ -70,7 +59,7 @@ import TestSupport
 
         #expect(mkdir(a.maildir + "/Old", 0o700) == 0)
         #expect(rename(a.maildir + "/Drafts", a.maildir + "/Old/Drafts 2025") == 0)   // what `mv` does
-        let (report, commands) = try await pass(a)
+        let (report, commands) = try await a.countedPass()
         #expect(commands["RENAME"] == 1 && commands["APPEND"] == nil && commands["FETCH"] == nil, "\(commands)")
         #expect(report.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.deleted == 0 && $0.error == nil }, "\(report.folders)")
         #expect(try await serverFolders(a) == ["INBOX", "Old/Drafts 2025"])

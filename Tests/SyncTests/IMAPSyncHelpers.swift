@@ -51,6 +51,18 @@ struct SyncAccount {
                                logger: Logger(level: .error), force: false, dryRun: false)
     }
 
+    /// One pass as `accountSync()` runs it, on a session of the test's own: its report and
+    /// how many of each command it sent.
+    func countedPass() async throws -> (report: AccountReport, commands: [String: Int]) {
+        var sync = try accountSync()
+        let session = try await sync.connect(secret: user.password)
+        sync.session = session
+        let report = try await sync.run()
+        let counts = await session.commandCounts
+        await session.logout()
+        return (report, counts)
+    }
+
     func session() async throws -> IMAPSession {
         let tls = TLSClientConfiguration(verifyName: "127.0.0.1", caFile: fixture.caFile)
         let s = try await IMAPSession.connect(host: fixture.host, port: fixture.imapsPort, security: .implicitTLS(tls))

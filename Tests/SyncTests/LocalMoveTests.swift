@@ -31,12 +31,7 @@ import TestSupport
         let target = archive.path + "/cur/" + moving.fileName
         #expect(rename(inbox.filePath(of: moving), target) == 0)
 
-        var sync = try a.accountSync()
-        let session = try await sync.connect(secret: a.user.password)
-        sync.session = session
-        let report = try await sync.run()
-        let counts = await session.commandCounts
-        await session.logout()
+        let (report, counts) = try await a.countedPass()
         #expect(report.movedOnServer == 1)
         #expect(counts["APPEND"] == nil, "\(counts)")
         #expect(report.folders.reduce(0) { $0 + $1.downloaded } == 0)
