@@ -31,13 +31,14 @@ public final class DovecotFixture: Sendable {
 
     /// Starts a new instance on a Dispatch thread (it blocks for about a second).
     /// `basic`: the server advertises plain IMAP4rev1 (no CONDSTORE, QRESYNC, LIST-STATUS,
-    /// ESEARCH, NOTIFY), for the paths taken on servers without them.
-    public static func start(compress: Bool, basic: Bool = false) async throws -> DovecotFixture {
-        try await runBlocking(label: "fixture.start") { try startBlocking(compress: compress, basic: basic) }
+    /// ESEARCH, NOTIFY), for the paths taken on servers without them. `courier`: folders
+    /// live under the prefix "INBOX." with the delimiter ".", as on Courier.
+    public static func start(compress: Bool, basic: Bool = false, courier: Bool = false) async throws -> DovecotFixture {
+        try await runBlocking(label: "fixture.start") { try startBlocking(compress: compress, basic: basic, courier: courier) }
     }
 
     /// Starts a new instance (e.g. with different server options); stopped at exit too.
-    public static func startBlocking(compress: Bool, basic: Bool = false) throws -> DovecotFixture {
+    public static func startBlocking(compress: Bool, basic: Bool = false, courier: Bool = false) throws -> DovecotFixture {
         cleanUpStaleFixtures()
         var template = Array("/tmp/mailmirror-test-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw FixtureError(message: "mkdtemp failed: \(errno)") }
@@ -45,7 +46,7 @@ public final class DovecotFixture: Sendable {
         _ = writeFile("\(dir)/owner.pid", "\(getpid())\n")
         let ports = try (0..<4).map { _ in try freePort() }
         let script = repositoryRoot + "/scripts/dovecot-fixture"
-        let command = "\(script) start \(dir) \(ports[0]) \(ports[1]) \(ports[2]) \(ports[3])" + (compress ? "" : " --no-compress") + (basic ? " --basic" : "")
+        let command = "\(script) start \(dir) \(ports[0]) \(ports[1]) \(ports[2]) \(ports[3])" + (compress ? "" : " --no-compress") + (basic ? " --basic" : "") + (courier ? " --courier" : "")
         let result = try Subprocess.runShellBlocking(command, timeout: 60)
         let out = String(decoding: result.standardOutput, as: UTF8.self)
         guard result.succeeded else {
