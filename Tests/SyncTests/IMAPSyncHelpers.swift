@@ -17,8 +17,12 @@ struct SyncAccount {
     var maildir: String { dir.path + "/mail" }
     var config: String { dir.path + "/config.toml" }
 
+    /// Where the account's folders live on disk.
+    let layout: MaildirLayout
+
     init(_ fixture: DovecotFixture, extra: String = "", layout: String = "fs", userFields: String = "") throws {
         self.fixture = fixture
+        self.layout = layout == "maildir++" ? .maildirPlusPlus : .fs
         user = try fixture.makeUser("sync", fields: userFields)
         dir = TemporaryDirectory("mailmirror-sync")
         writeConfig(extra: extra, layout: layout)
@@ -89,9 +93,9 @@ struct SyncAccount {
         return result
     }
 
-    /// Local messages of a folder (fs layout path): file name → content.
+    /// Local messages of a folder ("/" between levels): file name → content.
     func localMessages(_ folder: String) -> [(name: String, flags: MessageFlags, body: [UInt8])] {
-        let store = MaildirStore(root: maildir, layout: .fs)
+        let store = MaildirStore(root: maildir, layout: layout)
         let f = store.folder(folder.split(separator: "/").map(String.init))
         guard let scan = try? f.scan() else { return [] }
         return scan.messages.map { ($0.fileName, $0.flags, readBytes(f.filePath(of: $0)) ?? []) }
@@ -118,7 +122,7 @@ struct SyncAccount {
     /// Writes a message file into a local folder (creating the folder), as a mail reader would.
     @discardableResult
     func deliverLocally(_ folder: String, _ body: [UInt8], flags: String = "") throws -> String {
-        let store = MaildirStore(root: maildir, layout: .fs)
+        let store = MaildirStore(root: maildir, layout: layout)
         let f = try store.createFolder(folder.split(separator: "/").map(String.init))
         let w = try f.beginDelivery()
         try w.write(lf(body))

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import IMAP
 import Support
@@ -32,5 +35,32 @@ import TestSupport
 
         let again = try await a.sync()
         #expect(again.standardOutput.hasPrefix("1 of 1 account(s) synced: 0 down, 0 deleted"), "\(again.standardOutput)")
+    }
+
+    /// `layout = "maildir++"`: INBOX is the Maildir itself, other folders are `.A.B`
+    /// directories beside it (a "." inside a name is %2E), both ways, renames included.
+    @Test func maildirPlusPlusLayoutBothWays() async throws {
+        let fixture = try await DovecotFixture.shared()
+        let a = try SyncAccount(fixture, layout: "maildir++")
+        defer { a.dir.remove() }
+        try await a.append("INBOX", [mail("i1")])
+        try await a.append("Archive/2024", [mail("a1")])
+        try await a.append("INBOX/child", [mail("c1")])
+        try await a.append("v1.2", [mail("v1")])
+        try a.deliverLocally("Local", mail("l1"))
+        let first = try await a.sync()
+        #expect(first.status == 0, "\(first.standardError)")
+        let entries = (FileSystemCheck.entries(a.maildir) ?? []).sorted()
+        #expect(entries == [".Archive.2024", ".INBOX.child", ".Local", ".v1%2E2", "cur", "new", "tmp"], "\(entries)")
+        #expect(ids(a.localMessages("INBOX").map(\.body)) == ["i1"])
+        #expect(ids(a.localMessages("v1.2").map(\.body)) == ["v1"])
+        #expect(ids(try await a.serverMessages("Local").values.map(\.body)) == ["l1"])
+
+        #expect(rename(a.maildir + "/.Local", a.maildir + "/.Local%2Eold") == 0)
+        let second = try await a.sync()
+        #expect(second.standardOutput.contains("work/Local.old: renamed on the server, as here (was Local)"), "\(second.standardOutput)")
+        #expect(ids(try await a.serverMessages("Local.old").values.map(\.body)) == ["l1"])
+        let third = try await a.sync()
+        #expect(third.standardOutput.hasPrefix("1 of 1 account(s) synced: 0 down, 0 deleted"), "\(third.standardOutput)")
     }
 }
