@@ -76,29 +76,40 @@ public struct MaildirStore: Sendable {
         }
     }
 
-    /// Renames a folder that has no child folder of its own: its directory moves, so every
-    /// message keeps its file name. The target must not exist; in `fs` its parents are
-    /// created as plain directories.
+    /// Renames a folder and every folder below it: their directories move, so every message
+    /// keeps its file name. No target may exist; in `fs` the target's parents are created as
+    /// plain directories, and parents the move left empty are removed.
     @discardableResult
     public func renameFolder(_ from: [String], to: [String]) throws(MaildirError) -> MaildirFolder {
         let source = folder(from), target = folder(to)
-        guard source.path != root, target.path != root else {
-            throw MaildirError(operation: "rename folder", path: source.path, errno: EINVAL, detail: "the Maildir root itself is INBOX")
-        }
-        if layout == .fs, let entries = FS.entries(source.path),
-           entries.contains(where: { entry in
-               let name = String(decoding: entry.name, as: UTF8.self)
-               return !name.hasPrefix(".") && !["cur", "new", "tmp"].contains(name) && FS.isDirectory(source.path + "/" + name)
-           }) {
-            throw MaildirError(operation: "rename folder", path: source.path, errno: ENOTEMPTY, detail: "it holds child folders")
+        guard source.path != root, target.path != root, !to.starts(with: from) else {
+            throw MaildirError(operation: "rename folder", path: source.path, errno: EINVAL, detail: "not a rename another folder can take")
         }
         guard !FS.exists(target.path) else { throw MaildirError(operation: "rename folder", path: target.path, errno: EEXIST) }
-        let targetParent = parentDirectory(of: target.path)
-        if targetParent != root { try FS.mkdirs(targetParent, below: root, operation: "rename folder") }
-        guard rename(source.path, target.path) == 0 else { throw MaildirError(operation: "rename folder", path: source.path, errno: errno) }
-        try FS.syncDirectory(targetParent, operation: "fsync")
-        let sourceParent = parentDirectory(of: source.path)
-        if sourceParent != targetParent { try FS.syncDirectory(sourceParent, operation: "fsync") }
+        switch layout {
+        case .fs:
+            let targetParent = parentDirectory(of: target.path)
+            if targetParent != root { try FS.mkdirs(targetParent, below: root, operation: "rename folder") }
+            guard rename(source.path, target.path) == 0 else { throw MaildirError(operation: "rename folder", path: source.path, errno: errno) }
+            try FS.syncDirectory(targetParent, operation: "fsync")
+            var parent = parentDirectory(of: source.path)
+            if parent != targetParent { try FS.syncDirectory(parent, operation: "fsync") }
+            // Plain parents left empty go (rmdir fails on anything else).
+            while parent != root && parent.hasPrefix(root + "/") && !isMaildir(parent) && rmdir(parent) == 0 {
+                parent = parentDirectory(of: parent)
+            }
+        case .maildirPlusPlus:
+            // Each level is a directory of its own beside the others.
+            let below = listFolders().map(\.name).filter { $0.count > from.count && $0.starts(with: from) }
+            let moves = [(source.path, target.path)] + below.map { (folder($0).path, folder(to + $0.dropFirst(from.count)).path) }
+            for (_, destination) in moves.dropFirst() where FS.exists(destination) {
+                throw MaildirError(operation: "rename folder", path: destination, errno: EEXIST)
+            }
+            for (origin, destination) in moves {
+                guard rename(origin, destination) == 0 else { throw MaildirError(operation: "rename folder", path: origin, errno: errno) }
+            }
+            try FS.syncDirectory(root, operation: "fsync")
+        }
         return target
     }
 

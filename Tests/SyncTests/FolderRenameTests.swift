@@ -93,4 +93,43 @@ import TestSupport
         #expect(try await serverFolders(a) == ["Dos", "Gone", "INBOX", "Uno"])
         #expect(ids(try await a.serverMessages("Gone").values.map(\.body)) == ["g1"])
     }
+
+    /// A folder with messages and sub-folders renamed on the server (they go with it), then
+    /// back again here with `mv` — in both layouts: nothing is copied, nothing comes back.
+    @Test(arguments: ["fs", "maildir++"])
+    func folderWithSubFoldersRenamedBothWays(layout: String) async throws {
+        let a = try SyncAccount(fixture, layout: layout)
+        defer { a.dir.remove() }
+        try await a.append("Work", [mail("w1")])
+        try await a.append("Work/Clients", [mail("c1"), mail("c2")])
+        try await a.append("Work/Clients/Acme", [mail("x1")])
+        _ = try await a.sync()
+        _ = try await a.sync()
+
+        let s = try await a.session()
+        try await s.rename(MailboxName("Work"), to: MailboxName("Job"))
+        await s.logout()
+        let (report, _) = try await a.countedPass()
+        #expect(report.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.deleted == 0 && $0.error == nil }, "\(report.folders)")
+        #expect(report.folders.contains { $0.folder == ["Job"] && $0.created == "renamed locally, as on the server (was Work)" }, "\(report.folders)")
+        #expect(ids(a.localMessages("Job").map(\.body)) == ["w1"])
+        #expect(ids(a.localMessages("Job/Clients").map(\.body)) == ["c1", "c2"])
+        #expect(ids(a.localMessages("Job/Clients/Acme").map(\.body)) == ["x1"])
+        #expect(a.localMessages("Work").isEmpty && a.localMessages("Work/Clients").isEmpty)
+        #expect(try await serverFolders(a) == ["INBOX", "Job", "Job/Clients", "Job/Clients/Acme"])
+
+        // Back again, here: `mv` of the folder's directories, as the layout keeps them.
+        let store = MaildirStore(root: a.maildir, layout: a.layout)
+        for (from, to) in [(["Job"], ["Work"]), (["Job", "Clients"], ["Work", "Clients"]), (["Job", "Clients", "Acme"], ["Work", "Clients", "Acme"])]
+            where layout == "maildir++" || from.count == 1 {
+            #expect(rename(store.folder(from).path, store.folder(to).path) == 0)
+        }
+        let (back, commands) = try await a.countedPass()
+        #expect(commands["RENAME"] == 1 && commands["APPEND"] == nil, "\(commands)")
+        #expect(back.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.deleted == 0 && $0.error == nil }, "\(back.folders)")
+        #expect(try await serverFolders(a) == ["INBOX", "Work", "Work/Clients", "Work/Clients/Acme"])
+        #expect(ids(try await a.serverMessages("Work/Clients").values.map(\.body)) == ["c1", "c2"])
+        let last = try await a.sync()
+        #expect(last.status == 0 && last.standardOutput.hasPrefix("1 of 1 account(s) synced: 0 down, 0 deleted"), "\(last.standardOutput)")
+    }
 }
