@@ -84,8 +84,8 @@ struct LocalMoves {
                 let source = try await session.select(from.mailbox)
                 if try state.folderRecord(id: from.record).uidValidity != source.uidValidity {
                     for (i, m) in group.enumerated() {
-                        let found = try await session.search([.header("Message-ID", m.messageID)])
-                        now[i] = found.count == 1 ? Array(found)[0] : nil
+                        let found = try await withMessageID(m.messageID, session: session)
+                        now[i] = found.count == 1 ? found[0] : nil
                     }
                 }
                 let uids = now.compactMap { $0 }
@@ -153,8 +153,23 @@ struct LocalMoves {
     /// The UID of the message with `messageID` in `folder`, among the UIDs from `since`.
     func find(_ messageID: [UInt8], in folder: IMAPAccountSync.WorkItem, since: UID?, session: IMAPSession) async throws -> UID? {
         _ = try await session.select(folder.mailbox, readOnly: true)
-        let found = try await session.search([.header("Message-ID", messageID), .uid(UIDSet.from(since ?? UID(1)))])
+        let found = try await withMessageID(messageID, among: [.uid(UIDSet.from(since ?? UID(1)))], session: session)
         try await session.unselect()
-        return Array(found).first
+        return found.first
+    }
+
+    /// The UIDs in the selected mailbox whose Message-ID is exactly `messageID` (without its
+    /// angle brackets). SEARCH HEADER matches substrings ("a@b" is in "aa@bb"), so each hit's
+    /// field is fetched and compared.
+    func withMessageID(_ messageID: [UInt8], among criteria: [SearchKey] = [], session: IMAPSession) async throws -> [UID] {
+        let hits = try await session.search([.header("Message-ID", messageID)] + criteria)
+        guard !hits.isEmpty else { return [] }
+        let section = Array("HEADER.FIELDS (MESSAGE-ID)".utf8)
+        let (messages, _) = try await session.fetch(hits, items: [.uid, .headerFields(["MESSAGE-ID"])])
+        return messages.compactMap { m -> UID? in
+            guard let uid = m.uid, var id = MessageIdentity.headerFields(m.sections[section] ?? [])["message-id"] else { return nil }
+            if id.first == 60, id.last == 62 { id = Array(id.dropFirst().dropLast()) }
+            return id == messageID ? uid : nil
+        }.sorted()
     }
 }
