@@ -63,15 +63,11 @@ public struct FolderReport: Sendable {
 
 /// Failures of the sync engine that are not protocol or file errors.
 public enum SyncError: Error, Sendable, CustomStringConvertible {
-    case uidValidityChanged(was: UIDValidity, now: UIDValidity)
     /// A POP3 account now names another mailbox than the one its remembered UIDLs came from.
     case mailboxChanged(account: String, was: String, now: String, remembered: Int)
 
     public var description: String {
         switch self {
-        case let .uidValidityChanged(was, now):
-            let why = was.rawValue == 0 ? "the account names another mailbox than its state describes" : "the server's UIDVALIDITY changed (\(was) → \(now))"
-            return "\(why), so its UIDs no longer match; a dry run cannot show the re-match by Message-ID that a real pass does; nothing was changed"
         case let .mailboxChanged(account, was, now, remembered):
             return "the account now names another mailbox (\(was) → \(now)) than the one its \(remembered) remembered message(s) came from. "
                 + "If it is the same mailbox under a new name, run `mailmirror sync --force \(account)` once: they carry over. "

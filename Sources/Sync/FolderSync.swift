@@ -43,7 +43,8 @@ struct FolderSync {
         report.selectedAhead = far.openedAhead
         Trace.mark("\(name): selected")
         if let known = record.uidValidity, let now = selected.uidValidity, known != now {
-            if dryRun { throw SyncError.uidValidityChanged(was: known, now: now) }
+            // A dry run re-matches too: on its in-memory copy of the state, with read-only
+            // FETCHes (BODY.PEEK), so it shows what the real pass will do.
             let outcome = try await UIDValidityRematch(state: state, accountID: record.account)
                 .run(record: &record, session: far.session, folder: near.folder, validity: now)
             log.warn((known.rawValue == 0 ? "re-matched for the account's new mailbox: "

@@ -39,6 +39,13 @@ import TestSupport
         #expect(before != after, "the test needs a new UIDVALIDITY")
         try a.deliverLocally("Archive", mail("local-extra"))
 
+        // A dry run shows the re-match and what follows it, and changes nothing.
+        let snapshot = try await a.snapshot()
+        let dry = try await a.sync(["--dry-run"])
+        #expect(dry.status == 0, "\(dry.standardError)")
+        #expect(dry.standardOutput.contains("work/Archive: would be 1 down, 1 up, 7 re-matched after a UIDVALIDITY change"), "\(dry.standardOutput)")
+        #expect(try await a.snapshot() == snapshot)
+
         let result = try await a.sync()
         #expect(result.status == 0, "\(result.standardError)")
         #expect(result.standardError.contains("UIDVALIDITY changed"), "\(result.standardError)")
