@@ -433,7 +433,8 @@ public struct IMAPAccountSync: Sendable {
             case let (mailbox?, false, nil):
                 if !policy.writesLocal { continue }
                 if !dryRun { try store.createFolder(folder) }
-                work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id, created: "created locally"))
+                work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id, created: "created locally",
+                                     status: statuses[mailbox]))
             case let (nil, true, previous?):
                 // Deleted on the server since the last pass: delete locally only if empty here.
                 let messages = (try? store.folder(folder).scan().messages.count) ?? 1

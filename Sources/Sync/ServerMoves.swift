@@ -22,10 +22,16 @@ struct ServerMoves {
     /// when no move is possible (nothing lost, nothing gained, or one folder only).
     static func candidates(_ work: [IMAPAccountSync.WorkItem], state: StateStore) throws -> (sources: Set<FolderID>, targets: Set<FolderID>) {
         var sources = Set<FolderID>(), targets = Set<FolderID>()
-        for item in work where item.created == nil {
+        for item in work {
             guard let status = item.status, let messages = status.messages, let now = status.uidNext else { continue }
             let record = try state.folderRecord(id: item.record)
-            guard let validity = record.uidValidity, status.uidValidity == validity, let known = record.uidNext else { continue }
+            // A folder new on the server (created here this pass): all it holds arrived, maybe
+            // moved from a folder that mailmirror knows.
+            if item.created != nil && record.uidValidity == nil && record.uidNext == nil {
+                if messages > 0 { targets.insert(item.record) }
+                continue
+            }
+            guard item.created == nil, let validity = record.uidValidity, status.uidValidity == validity, let known = record.uidNext else { continue }
             // Unchanged on the server (same UIDNEXT and HIGHESTMODSEQ): neither side of a move.
             if now == known, let modseq = status.highestModSeq, modseq == record.highestModSeq { continue }
             let arrived = max(0, Int(now.rawValue) - Int(known.rawValue))

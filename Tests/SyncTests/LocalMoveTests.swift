@@ -144,6 +144,32 @@ extension LocalMoveTests {
         #expect(again.movedLocally == 0)
         #expect(again.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.deleted == 0 && $0.error == nil }, "\(again.folders)")
     }
+
+    /// Another client makes a folder and moves a message into it: the new local folder gets
+    /// the same file, renamed, not a download (plus a deletion in the source).
+    @Test func serverMoveIntoANewFolderBecomesLocalRename() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("INBOX", [mail("n1"), mail("n2")])
+        _ = try await a.sync()
+        _ = try await a.sync()
+        let inbox = MaildirStore(root: a.maildir, layout: .fs).folder(["INBOX"])
+        let original = try inbox.scan().messages.first { readBytes(inbox.filePath(of: $0)).map { String(decoding: $0, as: UTF8.self).contains("<n2@") } ?? false }!
+        let s = try await a.session()
+        try await s.create(MailboxName("Receipts"))
+        _ = try await s.select(.inbox)
+        _ = try await s.move(UIDSet([UID(2)]), to: MailboxName("Receipts"))
+        await s.logout()
+
+        let report = try await a.accountSync().run()
+        #expect(report.movedLocally == 1)
+        #expect(report.folders.allSatisfy { $0.downloaded == 0 && $0.uploaded == 0 && $0.error == nil }, "\(report.folders)")
+        #expect(a.localMessages("Receipts").map(\.name).allSatisfy { $0.hasPrefix(original.baseName) })
+        #expect(ids(a.localMessages("Receipts").map(\.body)) == ["n2"])
+        #expect(ids(a.localMessages("INBOX").map(\.body)) == ["n1"])
+        let again = try await a.sync()
+        #expect(again.standardOutput.hasPrefix("1 of 1 account(s) synced: 0 down, 0 deleted"), "\(again.standardOutput)")
+    }
 }
 
 extension LocalMoveTests {
