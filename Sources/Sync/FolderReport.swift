@@ -65,6 +65,9 @@ public struct FolderReport: Sendable {
 public enum SyncError: Error, Sendable, CustomStringConvertible {
     /// A POP3 account now names another mailbox than the one its remembered UIDLs came from.
     case mailboxChanged(account: String, was: String, now: String, remembered: Int)
+    /// One side of an account looks wiped out (a Maildir on a disk that is not mounted, a
+    /// server listing no INBOX): nothing is done rather than recreating or deleting it all.
+    case sideLooksGone(account: String, what: String, advice: String)
 
     public var description: String {
         switch self {
@@ -73,6 +76,8 @@ public enum SyncError: Error, Sendable, CustomStringConvertible {
                 + "If it is the same mailbox under a new name, run `mailmirror sync --force \(account)` once: they carry over. "
                 + "If it is another mailbox, give the account a new name (a state of its own): otherwise a message of it that shares "
                 + "an id with one already delivered would be skipped, or deleted from the server unread"
+        case let .sideLooksGone(_, what, advice):
+            return "\(what); nothing was done — \(advice)"
         }
     }
 }

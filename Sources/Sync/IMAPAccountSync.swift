@@ -400,6 +400,20 @@ public struct IMAPAccountSync: Sendable {
         var known = Dictionary(try state.folders(of: accountID).compactMap { r in
             MaildirLayout.fs.folder(forRelativePath: r.localName).map { ($0, r) }
         }, uniquingKeysWith: { a, _ in a })
+        // Neither side is trusted when it looks wiped out (invariant 1: nothing is done
+        // because a side looked empty or unreachable).
+        if !entries.contains(where: { $0.name.isInbox }) {
+            throw SyncError.sideLooksGone(account: account.name, what: "the server's folder list has no INBOX (every IMAP server has one)",
+                                          advice: "try again later; if it stays so, check the server")
+        }
+        if !policy.force {
+            let synced = try known.values.filter { try state.pairCount(in: $0.id) > 0 }
+            if !synced.isEmpty && !store.listFolders().contains(where: \.isMaildir) {
+                throw SyncError.sideLooksGone(account: account.name,
+                    what: "the Maildir \(account.maildir) has no folder at all, though mailmirror synced \(synced.count) there",
+                    advice: "is a disk not mounted? If you removed them on purpose, `mailmirror sync --force \(account.name)` downloads them again")
+            }
+        }
 
         var work = try await FolderRenames(sync: self, session: session, state: state, store: store, naming: naming, log: log)
             .run(remote: &remote, local: &local, known: &known, statuses: statuses, report: &report)

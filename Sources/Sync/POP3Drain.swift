@@ -58,6 +58,14 @@ public struct POP3Drain {
             try state.setAccountMailbox(accountID, AccountMailbox.identity(of: account), forgettingUIDs: false)
         }
         let store = MaildirStore(root: account.maildir, layout: account.layout)
+        if !force && !store.folder(["INBOX"]).exists, try !state.pop3Messages(of: accountID).isEmpty {
+            // Delivering into a Maildir that is not there (a disk not mounted) would hide the
+            // mail once it is back.
+            let error = SyncError.sideLooksGone(account: account.name, what: "the Maildir INBOX \(store.folder(["INBOX"]).path) is missing, though messages were delivered there before",
+                                                advice: "is a disk not mounted? If you removed it on purpose, `mailmirror sync --force \(account.name)` delivers into a new one")
+            try? state.recordAccountPass(accountID, completedAt: nil, error: "\(error)")
+            throw error
+        }
         let inbox = dryRun ? store.folder(["INBOX"]) : try store.createFolder(["INBOX"])
         if !dryRun { report.recovered = try recover(accountID: accountID, inbox: inbox, now: now) }
 
