@@ -115,6 +115,18 @@ public enum FlagMapping {
         pairs.filter { letters.contains($0.0) }.map(\.1)
     }
 
+    /// The letters whose flag a folder cannot keep: its PERMANENTFLAGS (from SELECT) lists
+    /// neither the flag nor `\*` (e.g. `$Forwarded` where no keywords can be made). Such a
+    /// flag would be accepted for the session only and be gone at the next pass, which would
+    /// then take it away from the file too. No PERMANENTFLAGS at all: every flag is kept.
+    public static func unstorable(_ permanentFlags: [Flag]) -> MessageFlags {
+        guard !permanentFlags.isEmpty, !permanentFlags.contains(.wildcard) else { return MessageFlags() }
+        let kept = Set(permanentFlags.map { $0.rawValue.lowercased() })
+        var result = MessageFlags()
+        for (letter, flag) in pairs where !kept.contains(flag.rawValue.lowercased()) { result.insert(letter) }
+        return result
+    }
+
     /// Only the six mirrored letters of `flags`.
     public static func mirrored(_ flags: MessageFlags) -> MessageFlags {
         var result = MessageFlags()

@@ -122,8 +122,10 @@ public enum FolderPlanner {
     ///   - totals: how many messages each side holds, when `remote`, `local` and `pairs` are
     ///     only the part that changed (an incremental pass): the mass-deletion guard weighs
     ///     deletions against the whole folder.
+    ///   - unstorable: letters whose flag the server folder cannot keep: they stay local.
     public static func plan(remote: [UID: MessageFlags], local: [String: MessageFlags],
-                            pairs: [PlannedPair], policy: SyncPolicy, totals: (remote: Int, local: Int)? = nil) -> FolderPlan {
+                            pairs: [PlannedPair], policy: SyncPolicy, totals: (remote: Int, local: Int)? = nil,
+                            unstorable: MessageFlags = MessageFlags()) -> FolderPlan {
         var plan = FolderPlan()
         var pairedUIDs = Set<UID>()
         var pairedNames = Set<String>()
@@ -143,7 +145,7 @@ public enum FolderPlanner {
 
             switch (r, l) {
             case let (r?, l?):
-                mergeFlags(pair: pair, uid: uid, name: name, remote: r, local: l, policy: policy, into: &plan)
+                mergeFlags(pair: pair, uid: uid, name: name, remote: r, local: l, policy: policy, unstorable: unstorable, into: &plan)
             case (nil, _?) where remoteGoneByPolicy:
                 break   // kept locally on purpose
             case (_?, nil) where localGoneByPolicy:
@@ -186,9 +188,15 @@ public enum FolderPlanner {
         !policy.force && count >= 10 && Double(deletions) > policy.maxDeleteFraction * Double(count)
     }
 
-    static func mergeFlags(pair: PlannedPair, uid: UID, name: String, remote r: MessageFlags, local fullLocal: MessageFlags,
-                           policy: SyncPolicy, into plan: inout FolderPlan) {
+    static func mergeFlags(pair: PlannedPair, uid: UID, name: String, remote server: MessageFlags, local fullLocal: MessageFlags,
+                           policy: SyncPolicy, unstorable: MessageFlags = MessageFlags(), into plan: inout FolderPlan) {
         let l = FlagMapping.mirrored(fullLocal)
+        // A flag the server cannot keep is read as the Maildir has it: never taken from the
+        // file because the server lacks it, never sent.
+        var r = server
+        for letter in MessageFlags.known where unstorable.contains(letter) {
+            if l.contains(letter) { r.insert(letter) } else { r.remove(letter) }
+        }
         let a = pair.flags
         var merged = MessageFlags()
         for letter in MessageFlags.known {

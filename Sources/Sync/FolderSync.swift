@@ -100,7 +100,8 @@ struct FolderSync {
         for case let (.name(name), m) in nearMessages { local[name] = m.flags }
         let planned = knownPairs.compactMap(PlannedPair.init)
         Trace.mark("\(name): local listed")
-        var plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy)
+        var plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy,
+                                      unstorable: FlagMapping.unstorable(selected.permanentFlags))
         // max_message_size and max_age leave some server messages where they are (and listed
         // by `status`); older local messages are kept either way.
         var skipped: [(uid: UID, size: Int64?, reason: String)] = []
@@ -190,7 +191,8 @@ struct FolderSync {
         let planned = pairs.compactMap(PlannedPair.init)
         let localTotal = try state.pairCount(in: record.id)
         let plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy,
-                                      totals: (remote: selected.exists, local: localTotal))
+                                      totals: (remote: selected.exists, local: localTotal),
+                                      unstorable: FlagMapping.unstorable(selected.permanentFlags))
         count(plan, remoteTotal: selected.exists, localTotal: localTotal, into: &report, log: log)
         try await carryOut(plan, far: far, near: near, farMessages: farMessages, nearMessages: nearMessages, local: local,
                            localIsComplete: false, markerBeforeScan: marker, selected: selected, pairs: pairs,

@@ -45,6 +45,29 @@ import Support
         #expect(p.downloads.isEmpty && p.uploads.isEmpty && p.deleteLocal.isEmpty && p.deleteRemote.isEmpty)
     }
 
+    /// A folder whose PERMANENTFLAGS lacks `$Forwarded` (and `\*`): `P` stays local — not
+    /// taken from the file because the server never kept it, not sent again and again.
+    @Test func flagsTheServerCannotKeepStayLocal() {
+        let unstorable = FlagMapping.unstorable([.seen, .answered, .flagged, .deleted, .draft])
+        #expect(unstorable == MessageFlags("P"))
+        #expect(FlagMapping.unstorable([.seen, .wildcard]).letters.isEmpty)
+        #expect(FlagMapping.unstorable([]).letters.isEmpty, "no PERMANENTFLAGS: every flag is kept")
+        func run(agreed: String, remote: String, local: String) -> FolderPlan {
+            FolderPlanner.plan(remote: [uid: MessageFlags(remote)], local: [name: MessageFlags(local)],
+                               pairs: [pair(agreed)], policy: SyncPolicy(), unstorable: unstorable)
+        }
+        // Agreed with P, the server lost it (session-only): the file keeps P, nothing is sent.
+        let kept = run(agreed: "PS", remote: "S", local: "PS")
+        #expect(kept.localFlags.isEmpty && kept.remoteFlags.isEmpty, "\(kept)")
+        // Set here: not sent; a flag the server keeps still goes, in the same pass.
+        let set = run(agreed: "S", remote: "S", local: "FPS")
+        #expect(set.remoteFlags.first?.add == MessageFlags("F") && set.remoteFlags.first?.remove.letters.isEmpty == true, "\(set)")
+        #expect(set.localFlags.isEmpty)
+        // A server change still reaches the file, and P stays on it.
+        let there = run(agreed: "PS", remote: "", local: "PS")
+        #expect(there.localFlags.first?.flags == MessageFlags("P") && there.remoteFlags.isEmpty, "\(there)")
+    }
+
     @Test func lettersWithoutIMAPMeaningStayLocal() {
         let p = plan(remote: "FS", local: "Sab", pair: pair("S"))
         #expect(p.localFlags.first?.flags == MessageFlags("FSab"))
