@@ -396,7 +396,8 @@ public struct IMAPAccountSync: Sendable {
             remote[folder] = entry.name
         }
         var local = Set<[String]>()
-        for entry in store.listFolders() where entry.isMaildir && filter.includes(entry.name) { local.insert(entry.name) }
+        let listed = store.listFolders()
+        for entry in listed where entry.isMaildir && filter.includes(entry.name) { local.insert(entry.name) }
         var known = Dictionary(try state.folders(of: accountID).compactMap { r in
             MaildirLayout.fs.folder(forRelativePath: r.localName).map { ($0, r) }
         }, uniquingKeysWith: { a, _ in a })
@@ -406,9 +407,9 @@ public struct IMAPAccountSync: Sendable {
             throw SyncError.sideLooksGone(account: account.name, what: "the server's folder list has no INBOX (every IMAP server has one)",
                                           advice: "try again later; if it stays so, check the server")
         }
-        if !policy.force {
+        if !policy.force && !known.isEmpty && !listed.contains(where: \.isMaildir) {
             let synced = try known.values.filter { try state.pairCount(in: $0.id) > 0 }
-            if !synced.isEmpty && !store.listFolders().contains(where: \.isMaildir) {
+            if !synced.isEmpty {
                 throw SyncError.sideLooksGone(account: account.name,
                     what: "the Maildir \(account.maildir) has no folder at all, though mailmirror synced \(synced.count) there",
                     advice: "is a disk not mounted? If you removed them on purpose, `mailmirror sync --force \(account.name)` downloads them again")
