@@ -51,16 +51,22 @@ public actor AccountRunner {
     /// The connection passes run on, kept between passes.
     private var syncSession: IMAPSession?
     private(set) var status: RunnerStatus
-    /// Completed full passes (the daemon logs "ready" after every account's first).
-    public private(set) var completedPasses = 0 {
-        didSet { if completedPasses > 0 { for w in firstPassWaiters { w.resume() }; firstPassWaiters = [] } }
+    /// Completed full passes.
+    public private(set) var completedPasses = 0
+    /// Why the first full pass failed (it is retried after a backoff); nil when it worked.
+    public private(set) var firstFailure: String?
+    /// The first full pass is over, done or failed (the daemon logs "ready" once every
+    /// account's is: one account that cannot connect must not hold the others' "ready").
+    private var firstAttempted = false {
+        didSet { if firstAttempted { for w in firstPassWaiters { w.resume() }; firstPassWaiters = [] } }
     }
     private var firstPassWaiters: [CheckedContinuation<Void, Never>] = []
 
-    /// Returns once the first full pass completed (or the runner stopped).
-    public func waitForFirstPass() async {
-        if completedPasses > 0 || stopped { return }
-        await withCheckedContinuation { firstPassWaiters.append($0) }
+    /// Returns once the first full pass is over (or the runner stopped): nil when it
+    /// worked, else why it failed.
+    public func waitForFirstAttempt() async -> String? {
+        if !firstAttempted && !stopped { await withCheckedContinuation { firstPassWaiters.append($0) } }
+        return firstFailure
     }
     private var backoff: Double = 1
 
@@ -166,6 +172,7 @@ public actor AccountRunner {
                 let downloaded = try await pass(only: only)
                 logger.debug("pass done")
                 completedPasses += all ? 1 : 0
+                if all { firstAttempted = true }
                 backoff = 1
                 ensureWatcher()
                 update {
@@ -176,6 +183,10 @@ public actor AccountRunner {
                 if downloaded > 0 { onNewMail(account) }
             } catch {
                 if stopped { break }
+                if all && !firstAttempted {
+                    firstFailure = "\(error)"
+                    firstAttempted = true
+                }
                 // Keep the work: it is retried after the backoff.
                 pendingAll = pendingAll || all
                 pendingFolders.formUnion(folders)

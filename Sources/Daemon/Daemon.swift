@@ -78,9 +78,18 @@ public final class Daemon: @unchecked Sendable {   // its state lives on `queue`
         queue.sync { startRunners(for: config.accounts) }
         notifier.notify("READY=1\nSTATUS=first sync of \(config.accounts.count) account(s) started")
         let firstPasses = Task {
-            for runner in queue.sync(execute: { Array(runners.values) }) { await runner.waitForFirstPass() }
+            var failed: [String] = []
+            for runner in queue.sync(execute: { Array(runners.values) }) {
+                if let why = await runner.waitForFirstAttempt() { failed.append("\(runner.account.name) (\(why))") }
+            }
             if !queue.sync(execute: { stopping }) {
-                logger.notice("ready: first sync of \(config.accounts.count) account(s) done; watching for changes")
+                let total = config.accounts.count
+                if failed.isEmpty {
+                    logger.notice("ready: first sync of \(total) account(s) done; watching for changes")
+                } else {
+                    logger.notice("ready: first sync of \(total - failed.count) of \(total) account(s) done; "
+                                  + "\(failed.sorted().joined(separator: ", ")) failed and \(failed.count == 1 ? "is" : "are") retried; watching for changes")
+                }
                 publishStatus()
             }
         }

@@ -54,6 +54,22 @@ import TestSupport
         #expect(monotonicSeconds() - start < 5)
     }
 
+    /// One account that cannot log in must not hold back the "ready" line (scripts and
+    /// users wait for it): it comes once every account's first pass is over, naming the one
+    /// that failed; the working account is synced.
+    @Test func readyComesWhenOneAccountFails() async throws {
+        let a = try DaemonAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.session().append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(Array("Subject: r\r\n\r\nr\r\n".utf8)))], to: .inbox)
+        let broken = a.accountText(name: "broken", user: (a.user.name, "wrong-password"), maildir: a.dir.path + "/broken")
+        a.write(more: broken)
+        let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log")
+        defer { daemon.stop() }
+        #expect(try await daemon.waitForLog("ready: first sync of 1 of 2 account(s) done; broken (", timeout: 60), "\(readFile(daemon.log) ?? "")")
+        #expect(readFile(daemon.log)?.contains("failed and is retried; watching for changes") == true)
+        #expect(a.localCount() == 1)
+    }
+
     @Test func sigtermDuringALargeInitialDownloadThenSyncCompletes() async throws {
         let a = try DaemonAccount(fixture)
         defer { a.dir.remove() }
