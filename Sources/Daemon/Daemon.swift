@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Config
+import State
 import Dispatch
 import Support
 import Sync
@@ -36,8 +37,18 @@ public final class Daemon: @unchecked Sendable {   // its state lives on `queue`
         notifier = SystemdNotifier(environment: environment)
     }
 
-    /// Runs until SIGTERM/SIGINT; returns the exit code (0).
+    /// Runs until SIGTERM/SIGINT; returns the exit code (0; 1 when another daemon runs on
+    /// the same state).
     public func run() async -> Int32 {
+        let lock: AccountLock
+        do {
+            try StateStore.makeDirectory(config.general.stateDirectory)
+            lock = try AccountLock.daemon(stateDirectory: config.general.stateDirectory)
+        } catch {
+            logger.error("\(error)")
+            return 1
+        }
+        defer { withExtendedLifetime(lock) {} }
         for (sig, action) in [(SIGTERM, "term"), (SIGINT, "term"), (SIGHUP, "hup"), (SIGUSR1, "usr1")] {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)

@@ -70,6 +70,20 @@ import TestSupport
         #expect(a.localCount() == 1)
     }
 
+    /// A second daemon on the same state would run every account twice over: it refuses,
+    /// naming the first one's pid, and the first one goes on.
+    @Test func secondDaemonOnTheSameStateRefuses() async throws {
+        let a = try DaemonAccount(fixture)
+        defer { a.dir.remove() }
+        let first = try RunningDaemon(config: a.config, log: a.dir.path + "/first.log")
+        defer { first.stop() }
+        #expect(try await first.waitForLog("ready"), "\(readFile(first.log) ?? "")")
+        let second = try await runMailmirror(["daemon", "--config", a.config], timeout: 30)
+        #expect(second.status == 1)
+        #expect(second.standardError.contains("another mailmirror daemon (pid \(first.process.pid)) runs on this state"), "\(second.standardError)")
+        #expect(!first.process.hasExited)
+    }
+
     @Test func sigtermDuringALargeInitialDownloadThenSyncCompletes() async throws {
         let a = try DaemonAccount(fixture)
         defer { a.dir.remove() }
