@@ -251,8 +251,11 @@ struct FolderSync {
                                                alone: Set(troubled.keys)) { from, to in
             if let name = to.name { downloadedNames[name] = FlagMapping.mirrored(farMessages[from]?.flags ?? MessageFlags()) }
         }.moved
+        // A flag the folder cannot keep is not sent with an upload either (it stays local).
+        let unstorable = FlagMapping.unstorable(selected.permanentFlags).letters
         let uploads = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) },
-                                         flags: nearMessages.mapValues(\.flags), kind: .upload, marker: selected.uidNext, record: record, log: log)
+                                         flags: nearMessages.mapValues { m in var f = m.flags; for l in unstorable { f.remove(l) }; return f },
+                                         kind: .upload, marker: selected.uidNext, record: record, log: log)
         report.uploaded = uploads.moved
         report.refusedUploads = uploads.refused.count
         if !uploads.refused.isEmpty {
