@@ -49,7 +49,7 @@ struct FolderRenames {
             for folder in newThere {
                 let mailbox = remote[folder]!
                 if let listed = statuses[mailbox], listed.uidValidity != nil { status[folder] = listed }
-                else { status[folder] = try await session.status(mailbox, items: [.uidValidity, .uidNext]) }
+                else { status[folder] = try? await session.status(mailbox, items: [.uidValidity, .uidNext]) }   // gone again: no rename
             }
             let validities = goneThere.compactMap { known[$0]?.uidValidity }
             for old in goneThere {
