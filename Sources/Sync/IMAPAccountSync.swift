@@ -419,6 +419,15 @@ public struct IMAPAccountSync: Sendable {
         var work = try await FolderRenames(sync: self, session: session, state: state, store: store, naming: naming, log: log)
             .run(remote: &remote, local: &local, known: &known, statuses: statuses, report: &report)
         let renamed = Set(work.map(\.folder))
+        // Gone from both sides (deleted in both places, or left behind by a rename a crash
+        // cut short): nothing to mirror any more, and `status` should not list it.
+        if !dryRun {
+            for (folder, r) in known where remote[folder] == nil && !local.contains(folder) && filter.includes(folder)
+                && !noselect.contains(folder) {
+                try state.deleteFolder(r.id)
+                known[folder] = nil
+            }
+        }
         func record(_ folder: [String], _ mailbox: MailboxName) throws -> FolderRecord {
             try state.folder(of: accountID, remoteName: mailbox.bytes, localName: MaildirLayout.fs.relativePath(for: folder))
         }

@@ -132,4 +132,20 @@ import TestSupport
         let last = try await a.sync()
         #expect(last.status == 0 && last.standardOutput.hasPrefix("1 of 1 account(s) synced: 0 down, 0 deleted"), "\(last.standardOutput)")
     }
+
+    /// A folder deleted in both places is forgotten: `status` no longer lists it.
+    @Test func folderDeletedOnBothSidesIsForgotten() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("Old", [mail("o1")])
+        _ = try await a.sync()
+        let s = try await a.session()
+        try await s.delete(MailboxName("Old"))
+        await s.logout()
+        #expect(try await runCommand(["rm", "-rf", a.maildir + "/Old"]).status == 0)
+        let out = try await a.sync()
+        #expect(out.status == 0, "\(out.standardError)")
+        let status = try await runMailmirror(["status", "--config", a.config, "--json"])
+        #expect(status.standardOutput.contains("\"name\":\"INBOX\"") && !status.standardOutput.contains("Old"), "\(status.standardOutput)")
+    }
 }
