@@ -319,8 +319,13 @@ public actor AccountRunner {
         request(all: true, reason: "clock jump")
     }
 
-    /// The watcher needs the Maildir to exist: after the first pass created it.
+    /// The watcher needs the Maildir to exist: after the first pass created it. A root
+    /// replaced since (a disk mounted over it) is watched afresh.
     func ensureWatcher() {
+        if let current = watcher, current.rootReplaced {
+            current.stop()
+            watcher = nil
+        }
         if watcher == nil && account.protocol == .imap && !stopped { startWatcher() }
     }
 

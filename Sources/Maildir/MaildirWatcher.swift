@@ -43,8 +43,27 @@ public final class MaildirWatcher: @unchecked Sendable {
         self.handler = handler
     }
 
+    /// The root directory watched (device, inode), set by `start()`.
+    public private(set) var rootIdentity: (dev: UInt64, ino: UInt64)?
+
+    /// The root directory's (device, inode) now; nil when it is not there.
+    public static func identity(of path: String) -> (dev: UInt64, ino: UInt64)? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return (UInt64(st.st_dev), UInt64(st.st_ino))
+    }
+
+    /// Whether the root is no longer the directory being watched (a disk mounted over it,
+    /// the Maildir moved away and made again): the watches see nothing of the new one.
+    public var rootReplaced: Bool {
+        guard let watched = rootIdentity else { return false }
+        guard let now = Self.identity(of: store.root) else { return true }
+        return now != watched
+    }
+
     /// Starts watching; the root must exist.
     public func start() throws(MaildirError) {
+        rootIdentity = Self.identity(of: store.root)
         let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
         guard fd >= 0 else {
             throw MaildirError(operation: "watch", path: store.root, errno: errno,

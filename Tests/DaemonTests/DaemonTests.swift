@@ -168,4 +168,33 @@ func daemonMail(_ id: String) -> [UInt8] {
         #expect(try await daemon.waitForLog("on_new_mail: hook output"))
     }
     @Test func pushWithIdle() async throws { try await pushBothWays(push: "idle") }
+
+    /// The Maildir root replaced under a running daemon (a disk mounted over the mount point,
+    /// the folder moved away and made again): its watches saw only the old directory. After
+    /// the next pass it watches the new one, and a local change there is pushed again.
+    @Test func replacedMaildirRootIsWatchedAgain() async throws {
+        let a = try DaemonAccount(fixture)
+        defer { a.dir.remove() }
+        let s = try await a.session()
+        _ = try await s.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("kept")))], to: .inbox)
+        let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log")
+        defer { daemon.stop() }
+        #expect(try await daemon.waitForLog("ready"), "\(readFile(daemon.log) ?? "")")
+        #expect(try await daemon.waitForPush(stateDirectory: a.dir.path + "/state"))
+        // "Remount": the same content in a new directory where the old one was.
+        #expect(try await runCommand(["sh", "-c", "mv '\(a.maildir)' '\(a.maildir).old' && cp -a '\(a.maildir).old' '\(a.maildir)'"]).status == 0)
+        // A server change brings the next pass.
+        _ = try await s.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("next")))], to: .inbox)
+        #expect(await measure(timeout: 10) { a.localCount() == 2 } != nil, "\(readFile(daemon.log) ?? "")")
+        let inbox = MaildirStore(root: a.maildir, layout: .fs).folder(["INBOX"])
+        let file = try inbox.scan().messages.first { (readFile(inbox.filePath(of: $0)) ?? "").contains("body of kept") }!
+        _ = try inbox.setFlags(file, to: MessageFlags("F"))
+        _ = try await s.select(.inbox)
+        let flag = try await measure(timeout: 10) {
+            let r = try await s.fetch(UIDSet([UID(1)]), items: [.uid, .flags])
+            return r.messages.first?.flags?.contains(.flagged) == true
+        }
+        #expect(flag != nil, "a flag set in the new Maildir reaches the server; daemon log:\n\(readFile(daemon.log) ?? "")")
+        await s.logout()
+    }
 }
