@@ -46,6 +46,20 @@ enum MessageIdentity {
         return Array("h:\(h.value)".utf8) + sizeBytes
     }
 
+    /// The wire size (CRLF) of the header line `name: …` in `header` (unfolded lines only), nil
+    /// when it has none. Sync tools add such lines to their own copies: mbsync `X-TUID` to the
+    /// files it writes, mailmirror `X-Mailmirror-Token` to the copies it uploads.
+    static func lineSize(of name: String, in header: [UInt8]) -> Int64? {
+        let prefix = Array((name + ":").lowercased().utf8)
+        for line in header.split(separator: 10, omittingEmptySubsequences: false) {
+            guard line.count >= prefix.count,
+                  zip(line.prefix(prefix.count), prefix).allSatisfy({ ($0 | 0x20) == ($1 | 0x20) || $0 == $1 }) else { continue }
+            let bytes = line.last == 13 ? line.count - 1 : line.count
+            return Int64(bytes + 2)
+        }
+        return nil
+    }
+
     /// The Message-ID of a message file, without the angle brackets (for a SEARCH HEADER).
     static func messageID(ofFile path: String) -> [UInt8]? {
         guard let (header, _) = headerAndWireSize(path, headerOnly: true), let id = headerFields(header)["message-id"] else { return nil }

@@ -28,9 +28,11 @@ struct UIDValidityRematch {
 
     func run(record: inout FolderRecord, session: IMAPSession, folder: MaildirFolder, validity: UIDValidity) async throws -> Outcome {
         // The server side: one FETCH of sizes and the identifying header fields. A copy that
-        // mailmirror uploaded carries its token header, which the file it came from lacks:
-        // such a message is also known by its size without that line.
-        let fields = MessageIdentity.fields + ["X-MAILMIRROR-TOKEN"]
+        // mailmirror uploaded carries its token header, which the file it came from lacks, and
+        // mbsync adds an X-TUID line to the files it writes (and to what it uploads): such a
+        // message is also known by its size without that line, on either side.
+        let added = ["X-MAILMIRROR-TOKEN", "X-TUID"]
+        let fields = MessageIdentity.fields + added
         let section = Array("HEADER.FIELDS (\(fields.joined(separator: " ")))".utf8)
         var server: [(uid: UID, flags: MessageFlags)] = []
         var byKey: [[UInt8]: [Int]] = [:]
@@ -41,9 +43,10 @@ struct UIDValidityRematch {
             let header = m.sections[section] ?? []
             server.append((uid, FlagMapping.letters(m.flags ?? [])))
             byKey[MessageIdentity.identity(header: header, size: size), default: []].append(server.count - 1)
-            if let token = MessageIdentity.headerFields(header)["x-mailmirror-token"], !token.isEmpty {
-                let line = Int64(MaildirUploadSource.tokenHeader(String(decoding: token, as: UTF8.self)).count)
-                byKey[MessageIdentity.identity(header: header, size: size - line), default: []].append(server.count - 1)
+            for name in added {
+                if let line = MessageIdentity.lineSize(of: name, in: header) {
+                    byKey[MessageIdentity.identity(header: header, size: size - line), default: []].append(server.count - 1)
+                }
             }
         }
         var taken = Set<Int>()
@@ -53,8 +56,11 @@ struct UIDValidityRematch {
         var pairs: [MessagePair] = []
         for file in files.sorted(by: { $0.baseName < $1.baseName }) {
             guard let (header, size) = MessageIdentity.headerAndWireSize(folder.filePath(of: file)) else { continue }
-            let key = MessageIdentity.identity(header: header, size: size)
-            guard let match = byKey[key]?.first(where: { !taken.contains($0) }) else { continue }
+            var sizes = [size]
+            if let line = MessageIdentity.lineSize(of: "X-TUID", in: header) { sizes.append(size - line) }
+            guard let match = sizes.lazy.compactMap({ size in
+                byKey[MessageIdentity.identity(header: header, size: size)]?.first(where: { !taken.contains($0) })
+            }).first else { continue }
             taken.insert(match)
             // The server's flags as the agreed state: where the local file differs, the
             // local flags win in the pass that follows (they are the more recent ones after
