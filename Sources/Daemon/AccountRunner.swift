@@ -325,6 +325,8 @@ public actor AccountRunner {
         if let current = watcher, current.rootReplaced {
             current.stop()
             watcher = nil
+            // What changed there before the new watches were set is seen by a pass.
+            request(all: true, reason: "the Maildir \(account.maildir) was replaced (a disk mounted?)")
         }
         if watcher == nil && account.protocol == .imap && !stopped { startWatcher() }
     }

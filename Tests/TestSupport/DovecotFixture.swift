@@ -44,10 +44,18 @@ public final class DovecotFixture: Sendable {
         guard let made = mkdtemp(&template) else { throw FixtureError(message: "mkdtemp failed: \(errno)") }
         let dir = String(cString: made)
         _ = writeFile("\(dir)/owner.pid", "\(getpid())\n")
-        let ports = try (0..<4).map { _ in try freePort() }
         let script = repositoryRoot + "/scripts/dovecot-fixture"
-        let command = "\(script) start \(dir) \(ports[0]) \(ports[1]) \(ports[2]) \(ports[3])" + (compress ? "" : " --no-compress") + (basic ? " --basic" : "") + (courier ? " --courier" : "")
-        let result = try Subprocess.runShellBlocking(command, timeout: 60)
+        // A port found free may be taken by another fixture starting at the same moment (the
+        // suite starts several): then Dovecot cannot listen, and it is tried on new ports.
+        var ports: [UInt16] = []
+        var result: SubprocessResult?
+        for _ in 1...3 where !(result?.succeeded ?? false) {
+            if result != nil { _ = try? Subprocess.runShellBlocking("\(script) stop \(dir)", timeout: 30) }
+            ports = try (0..<4).map { _ in try freePort() }
+            let command = "\(script) start \(dir) \(ports[0]) \(ports[1]) \(ports[2]) \(ports[3])" + (compress ? "" : " --no-compress") + (basic ? " --basic" : "") + (courier ? " --courier" : "")
+            result = try Subprocess.runShellBlocking(command, timeout: 60)
+        }
+        guard let result else { throw FixtureError(message: "could not start the test Dovecot") }
         let out = String(decoding: result.standardOutput, as: UTF8.self)
         guard result.succeeded else {
             throw FixtureError(message: "could not start the test Dovecot: \(String(decoding: result.standardError, as: UTF8.self))")

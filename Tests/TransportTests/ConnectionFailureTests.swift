@@ -15,7 +15,9 @@ import TestSupport
         await #expect(throws: TransportError.connectionRefused(peer: "127.0.0.1:\(port)")) {
             _ = try await Connection.connect(host: "127.0.0.1", port: port, connectTimeout: 10)
         }
-        #expect(monotonicSeconds() - start < 2.0)
+        // Refused at once, not after the 10 s connect timeout (generous: at the suite's start
+        // the fixtures' key generation keeps both cores busy).
+        #expect(monotonicSeconds() - start < 8.0)
     }
 
     @Test func silentServerTimesOut() async throws {
