@@ -106,29 +106,43 @@ public final class MaildirWatcher: @unchecked Sendable {
 
     /// Adds watches for every folder and directory that exists now (idempotent: the kernel
     /// returns the same descriptor for a path already watched).
+    ///
+    /// A directory made while this runs (`mkdir -p A/cur A/new`) can gain its contents before
+    /// its own watch is set, and those events are never sent: so the tree is listed again
+    /// until a listing adds no new watch (a few rounds at most).
     private func refreshWatches() throws(MaildirError) {
         let treeMask = UInt32(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR)
         let messageMask = UInt32(IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_ONLYDIR)
-        try add(store.root, mask: treeMask, target: .tree, required: true)
-        for entry in store.listFolders() {
-            let folder = store.folder(entry.name)
-            if store.layout == .fs { try add(folder.path, mask: treeMask, target: .tree, required: false) }
-            if entry.isMaildir {
-                for sub in ["cur", "new"] {
-                    try add(folder.path + "/" + sub, mask: messageMask, target: .messages(entry.name), required: false)
+        for round in 0..<8 {
+            var added = try add(store.root, mask: treeMask, target: .tree, required: true)
+            for entry in store.listFolders() {
+                let folder = store.folder(entry.name)
+                if store.layout == .fs { added = try add(folder.path, mask: treeMask, target: .tree, required: false) || added }
+                if entry.isMaildir {
+                    for sub in ["cur", "new"] {
+                        added = try add(folder.path + "/" + sub, mask: messageMask, target: .messages(entry.name), required: false) || added
+                    }
                 }
             }
+            if !added { break }
+            // Watches set after the first round may have missed what their directory got
+            // meanwhile: the folders they name are reported as changed.
+            if round > 0 { pending.folderListChanged = true }
         }
     }
 
-    private func add(_ path: String, mask: UInt32, target: Target, required: Bool) throws(MaildirError) {
+    /// Watches `path`; returns whether the watch is new (the kernel hands back the same
+    /// descriptor for a directory already watched).
+    private func add(_ path: String, mask: UInt32, target: Target, required: Bool) throws(MaildirError) -> Bool {
         let wd = inotify_add_watch(fd, path, mask)
         if wd < 0 {
-            if !required && (errno == ENOENT || errno == ENOTDIR) { return }   // raced with a deletion
+            if !required && (errno == ENOENT || errno == ENOTDIR) { return false }   // raced with a deletion
             throw MaildirError(operation: "watch", path: path, errno: errno,
                                detail: errno == ENOSPC ? "inotify watch limit reached (raise fs.inotify.max_user_watches)" : nil)
         }
+        let isNew = targets[wd] == nil
         targets[wd] = target
+        return isNew
     }
 
     private func readEvents() {

@@ -60,6 +60,28 @@ final class ChangeLog: Sendable {
         #expect(await log.wait { $0.contains { $0.folders.contains(["Lists", "swift"]) } })
     }
 
+    /// Folders made in a burst by a reader (`mkdir -p A/B/cur A/B/new …`): each gets its
+    /// watches even when its directories appeared before the watch of their parent was set.
+    @Test func foldersMadeInABurstAreAllWatched() async throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = MaildirStore(root: dir.path, layout: .fs)
+        _ = try store.createFolder(["INBOX"])
+        let log = ChangeLog()
+        let watcher = MaildirWatcher(store: store, quietPeriod: 0.1) { log.append($0) }
+        try watcher.start()
+        defer { watcher.stop() }
+        let made = try await runCommand(["sh", "-c", "cd '\(dir.path)' && for i in $(seq 1 30); do mkdir -p F$i/sub/cur F$i/sub/new F$i/sub/tmp; done"])
+        #expect(made.status == 0)
+        #expect(await log.wait { $0.contains { $0.folderListChanged } })
+        try await Task.sleep(for: .milliseconds(300))   // the burst's own events are over
+        for i in 1...30 { writeFile(dir.path + "/F\(i)/sub/new/1.x.host", "z\n") }
+        let all = Set((1...30).map { ["F\($0)", "sub"] })
+        let seen = await log.wait { changes in all.isSubset(of: changes.reduce(into: Set<[String]>()) { $0.formUnion($1.folders) }) }
+        let missing = all.subtracting(log.all.reduce(into: Set<[String]>()) { $0.formUnion($1.folders) })
+        #expect(seen, "not watched: \(missing.sorted { $0.lexicographicallyPrecedes($1) })")
+    }
+
     @Test func aBurstIsCoalesced() async throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }
