@@ -46,6 +46,13 @@ public struct MaildirFolder: Sendable, Hashable {
     /// Whether the directory exists with `cur/` and `new/`.
     public var exists: Bool { FS.isDirectory(path + "/cur") && FS.isDirectory(path + "/new") }
 
+    /// Whether `cur/` or `new/` holds any message file (dot-files aside), without a scan.
+    public var holdsMessages: Bool {
+        ["cur", "new"].contains { sub in
+            FS.entries(path + "/" + sub)?.contains { $0.name.first != UInt8(ascii: ".") } ?? false
+        }
+    }
+
     /// Lists every message in `cur/` and `new/`, and removes `tmp/` files older than 36 h.
     public func scan(now: time_t = time(nil)) throws(MaildirError) -> MaildirScan {
         var messages: [MaildirMessage] = []

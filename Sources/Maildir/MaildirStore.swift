@@ -57,11 +57,8 @@ public struct MaildirStore: Sendable {
     /// - Throws: ENOTEMPTY when messages are present (nothing is removed then).
     public func deleteFolder(_ name: [String]) throws(MaildirError) {
         let f = folder(name)
-        for sub in ["cur", "new"] {
-            if let entries = FS.entries(f.path + "/" + sub), entries.contains(where: { $0.name.first != UInt8(ascii: ".") }) {
-                throw MaildirError(operation: "delete folder", path: f.path, errno: ENOTEMPTY,
-                                   detail: "it still holds messages; they are kept")
-            }
+        if f.holdsMessages {
+            throw MaildirError(operation: "delete folder", path: f.path, errno: ENOTEMPTY, detail: "it still holds messages; they are kept")
         }
         if let tmp = FS.entries(f.path + "/tmp") {
             for entry in tmp { unlink(f.path + "/tmp/" + String(decoding: entry.name, as: UTF8.self)) }

@@ -53,35 +53,34 @@ public final class StateStore: @unchecked Sendable {
     /// Opens the database at `path`, creating it (mode 0600) and migrating it as needed.
     public init(path: String) throws(StateError) {
         self.path = path
-        guard path != ":memory:" else {
-            db = try Database(path: path)
-            try configure()
-            try migrate()
-            return
-        }
-        // Setting up a file is serialized between connections (flock on its directory, so
-        // in this process too): the accounts of a first run open the fresh file at once, and
-        // two connections turning it to WAL mode can deadlock (SQLite then answers BUSY at
-        // once, without waiting).
+        let lock = path == ":memory:" ? nil : try Self.prepareFile(path)
+        defer { if let lock { flock(lock, LOCK_UN); close(lock) } }
+        db = try Database(path: path)
+        try configure()
+        try migrate()
+    }
+
+    /// Creates the file when missing (mode 0600 from the first byte; SQLite gives its -wal
+    /// and -shm files the same mode) and returns the lock, held, that serializes setting a
+    /// file up between connections (flock on its directory, so in this process too): the
+    /// accounts of a first run open the fresh file at once, and two connections turning it
+    /// to WAL mode can deadlock (SQLite then answers BUSY at once, without waiting).
+    private static func prepareFile(_ path: String) throws(StateError) -> Int32 {
         let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         let lock = Glibc.open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard lock >= 0 else { throw StateError.cannotOpen(path: path, detail: String(cString: strerror(errno))) }
-        defer { close(lock) }
         while flock(lock, LOCK_EX) != 0 && errno == EINTR {}
-        defer { flock(lock, LOCK_UN) }
-        // Create the file ourselves so it is 0600 from the first byte; SQLite gives its
-        // -wal and -shm files the same mode. Only when it is missing: closing any descriptor
-        // of a file drops every POSIX lock this process holds on it, the SQLite
-        // connections' included.
+        // Only when missing: closing any descriptor of a file drops every POSIX lock this
+        // process holds on it, the SQLite connections' included.
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         if fd >= 0 {
             close(fd)
         } else if errno != EEXIST {
-            throw StateError.cannotOpen(path: path, detail: String(cString: strerror(errno)))
+            let detail = String(cString: strerror(errno))
+            close(lock)
+            throw StateError.cannotOpen(path: path, detail: detail)
         }
-        db = try Database(path: path)
-        try configure()
-        try migrate()
+        return lock
     }
 
     /// Creates the state directory (mode 0700) and its parents when missing.
@@ -109,21 +108,26 @@ public final class StateStore: @unchecked Sendable {
         var version = 0
         try db.query("PRAGMA user_version") { row in version = Int(row.int(0)) }
         while version < Schema.currentVersion {
-            do {
-                try db.transaction {
-                    // Read again under the write lock: two accounts of one first run open a
-                    // fresh file at the same time, and the other may have migrated it since.
-                    try db.query("PRAGMA user_version") { row in version = Int(row.int(0)) }
-                    guard version < Schema.currentVersion else { return }
-                    try db.execute(Schema.migrations[version])
-                    try db.execute("PRAGMA user_version = \(version + 1)")
-                }
-            } catch let error as StateError {
-                throw error
-            } catch {
-                throw StateError.sqlite(path: path, code: -1, message: "\(error)", statement: "migration \(version + 1)")
+            try write("migration \(version + 1)") {
+                // Read again under the write lock: two accounts of one first run open a
+                // fresh file at the same time, and the other may have migrated it since.
+                try db.query("PRAGMA user_version") { row in version = Int(row.int(0)) }
+                guard version < Schema.currentVersion else { return }
+                try db.execute(Schema.migrations[version])
+                try db.execute("PRAGMA user_version = \(version + 1)")
+                version += 1
             }
-            try db.query("PRAGMA user_version") { row in version = Int(row.int(0)) }
+        }
+    }
+
+    /// `body` in one write transaction, its failures as `StateError`s naming `what`.
+    private func write(_ what: String, _ body: () throws -> Void) throws(StateError) {
+        do {
+            try db.transaction(body)
+        } catch let error as StateError {
+            throw error
+        } catch {
+            throw StateError.sqlite(path: path, code: -1, message: "\(error)", statement: what)
         }
     }
 
@@ -180,21 +184,15 @@ public final class StateStore: @unchecked Sendable {
     /// is set to 0 (never a server's), so its next pass re-matches its pairs by Message-ID
     /// and size, and no fast path trusts the old mod-sequences or markers.
     public func setAccountMailbox(_ account: AccountID, _ mailbox: String, forgettingUIDs: Bool) throws(StateError) {
-        do {
-            try db.transaction {
-                try db.run("UPDATE accounts SET mailbox = ? WHERE id = ?", .text(mailbox), .integer(account.rawValue))
-                if forgettingUIDs {
-                    try db.run("""
-                        UPDATE folders SET uidvalidity = CASE WHEN uidvalidity IS NULL THEN NULL ELSE 0 END,
-                                           highestmodseq = NULL, local_marker = NULL
-                        WHERE account_id = ?
-                        """, .integer(account.rawValue))
-                }
+        try write("record the account's mailbox") {
+            try db.run("UPDATE accounts SET mailbox = ? WHERE id = ?", .text(mailbox), .integer(account.rawValue))
+            if forgettingUIDs {
+                try db.run("""
+                    UPDATE folders SET uidvalidity = CASE WHEN uidvalidity IS NULL THEN NULL ELSE 0 END,
+                                       highestmodseq = NULL, local_marker = NULL
+                    WHERE account_id = ?
+                    """, .integer(account.rawValue))
             }
-        } catch let error as StateError {
-            throw error
-        } catch {
-            throw StateError.sqlite(path: path, code: -1, message: "\(error)", statement: "record the account's mailbox")
         }
     }
 

@@ -12,15 +12,15 @@ enum AccountMailbox {
         "\(account.protocol.rawValue)://\(account.username.lowercased())@\(account.host.lowercased())"
     }
 
-    /// The mailbox the state describes when it is not the one the account names now (nil when
-    /// they agree). When none was recorded yet (a new account, or a state from before
-    /// mailmirror recorded it), the current one is recorded and nil returned.
-    static func changed(_ account: AccountConfiguration, state: StateStore, accountID: AccountID) throws -> String? {
+    /// The mailbox the state describes (`was`) when it is not the one the account names now
+    /// (`now`); nil when they agree. When none was recorded yet (a new account, or a state
+    /// from before mailmirror recorded it), the current one is recorded and nil returned.
+    static func changed(_ account: AccountConfiguration, state: StateStore, accountID: AccountID) throws -> (was: String, now: String)? {
         let now = identity(of: account)
         guard let recorded = try state.accountMailbox(accountID) else {
             try state.setAccountMailbox(accountID, now, forgettingUIDs: false)
             return nil
         }
-        return recorded == now ? nil : recorded
+        return recorded == now ? nil : (recorded, now)
     }
 }

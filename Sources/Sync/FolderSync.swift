@@ -53,7 +53,7 @@ struct FolderSync {
                      + "\(outcome.serverOnly) only on the server will be downloaded and \(outcome.localOnly) only here uploaded; nothing is deleted")
             report.rematched = outcome.matched
         } else if record.uidValidity == nil, let now = selected.uidValidity, selected.exists > 0,
-                  near.folder.exists, try !near.folder.scan().messages.isEmpty, try state.pairs(in: record.id).isEmpty,
+                  near.folder.holdsMessages, try state.pairCount(in: record.id) == 0,
                   try state.pendingJournalCount(in: record.id) == 0 {
             // A first pass over a folder with messages on both sides (a Maildir another tool
             // kept in sync with this server, a state lost or started afresh): the messages

@@ -8,7 +8,6 @@ import State
 import Support
 import Transport
 
-/// What one pass over an IMAP account did.
 /// Messages moved from one folder to another by one UID MOVE.
 public struct MoveRoute: Sendable, Equatable {
     public var from: [String]
@@ -20,6 +19,7 @@ public struct MoveRoute: Sendable, Equatable {
     }
 }
 
+/// What one pass over an IMAP account did.
 public struct AccountReport: Sendable {
     public var folders: [FolderReport] = []
     /// Messages moved between folders on the server (UID MOVE) because they were moved locally.
@@ -103,12 +103,12 @@ public struct IMAPAccountSync: Sendable {
                 throw MaildirError(operation: "create upload spool", path: stateDirectory + "/spool", errno: errno)
             }
             accountID = try state.account(named: account.name, protocol: "imap")
-            if let old = try AccountMailbox.changed(account, state: state, accountID: accountID) {
+            if let mailbox = try AccountMailbox.changed(account, state: state, accountID: accountID) {
                 // Safe without asking: a re-match deletes nothing, and pairs only what is the same.
-                logger.warn("\(account.name): the account now names another mailbox (\(old) → \(AccountMailbox.identity(of: account))) "
+                logger.warn("\(account.name): the account now names another mailbox (\(mailbox.was) → \(mailbox.now)) "
                             + "than the one its state describes: the UIDs it remembers are not trusted, and each folder is re-matched "
                             + "by Message-ID and size, as after a UIDVALIDITY change (nothing is deleted in this pass)")
-                try state.setAccountMailbox(accountID, AccountMailbox.identity(of: account), forgettingUIDs: true)
+                try state.setAccountMailbox(accountID, mailbox.now, forgettingUIDs: true)
             }
             Trace.mark("\(account.name): state open")
         } catch {

@@ -53,7 +53,7 @@ enum MessageIdentity {
         let prefix = Array((name + ":").lowercased().utf8)
         for line in header.split(separator: 10, omittingEmptySubsequences: false) {
             guard line.count >= prefix.count,
-                  zip(line.prefix(prefix.count), prefix).allSatisfy({ ($0 | 0x20) == ($1 | 0x20) || $0 == $1 }) else { continue }
+                  zip(line.prefix(prefix.count), prefix).allSatisfy({ $0 | 0x20 == $1 }) else { continue }   // ASCII, any case
             let bytes = line.last == 13 ? line.count - 1 : line.count
             return Int64(bytes + 2)
         }

@@ -47,24 +47,25 @@ public struct POP3Drain {
     public func run(dryRun: Bool = false, now: Int64 = Int64(time(nil))) async throws -> DrainReport {
         var report = DrainReport()
         let accountID = try state.account(named: account.name, protocol: "pop3")
-        if let old = try AccountMailbox.changed(account, state: state, accountID: accountID) {
+        /// Stops before anything is done, with the reason listed by `status`.
+        func refuse(_ error: SyncError) throws -> Never {
+            try? state.recordAccountPass(accountID, completedAt: nil, error: "\(error)")
+            throw error
+        }
+        if let mailbox = try AccountMailbox.changed(account, state: state, accountID: accountID) {
             let remembered = try state.pop3Messages(of: accountID).count
-            if remembered > 0 && !force {
-                let error = SyncError.mailboxChanged(account: account.name, was: old, now: AccountMailbox.identity(of: account), remembered: remembered)
-                try? state.recordAccountPass(accountID, completedAt: nil, error: "\(error)")   // for `status`
-                throw error
+            if remembered > 0 {
+                if !force { try refuse(.mailboxChanged(account: account.name, was: mailbox.was, now: mailbox.now, remembered: remembered)) }
+                logger.warn("the account now names another mailbox (\(mailbox.was) → \(mailbox.now)); as asked with --force, the \(remembered) message(s) remembered as delivered carry over")
             }
-            if remembered > 0 { logger.warn("the account now names another mailbox (\(old) → \(AccountMailbox.identity(of: account))); as asked with --force, the \(remembered) message(s) remembered as delivered carry over") }
-            try state.setAccountMailbox(accountID, AccountMailbox.identity(of: account), forgettingUIDs: false)
+            try state.setAccountMailbox(accountID, mailbox.now, forgettingUIDs: false)
         }
         let store = MaildirStore(root: account.maildir, layout: account.layout)
         if !force && !store.folder(["INBOX"]).exists, try !state.pop3Messages(of: accountID).isEmpty {
             // Delivering into a Maildir that is not there (a disk not mounted) would hide the
             // mail once it is back.
-            let error = SyncError.sideLooksGone(account: account.name, what: "the Maildir INBOX \(store.folder(["INBOX"]).path) is missing, though messages were delivered there before",
-                                                advice: "is a disk not mounted? If you removed it on purpose, `mailmirror sync --force \(account.name)` delivers into a new one")
-            try? state.recordAccountPass(accountID, completedAt: nil, error: "\(error)")
-            throw error
+            try refuse(.sideLooksGone(account: account.name, what: "the Maildir INBOX \(store.folder(["INBOX"]).path) is missing, though messages were delivered there before",
+                                      advice: "is a disk not mounted? If you removed it on purpose, `mailmirror sync --force \(account.name)` delivers into a new one"))
         }
         let inbox = dryRun ? store.folder(["INBOX"]) : try store.createFolder(["INBOX"])
         if !dryRun { report.recovered = try recover(accountID: accountID, inbox: inbox, now: now) }

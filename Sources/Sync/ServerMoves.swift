@@ -25,13 +25,13 @@ struct ServerMoves {
         for item in work {
             guard let status = item.status, let messages = status.messages, let now = status.uidNext else { continue }
             let record = try state.folderRecord(id: item.record)
-            // A folder new on the server (created here this pass): all it holds arrived, maybe
-            // moved from a folder that mailmirror knows.
-            if item.created != nil && record.uidValidity == nil && record.uidNext == nil {
-                if messages > 0 { targets.insert(item.record) }
+            if item.created != nil {
+                // A folder new to mailmirror (created here this pass): all it holds arrived,
+                // maybe moved from a folder mailmirror knows. Other new work items take no part.
+                if record.uidValidity == nil && record.uidNext == nil && messages > 0 { targets.insert(item.record) }
                 continue
             }
-            guard item.created == nil, let validity = record.uidValidity, status.uidValidity == validity, let known = record.uidNext else { continue }
+            guard let validity = record.uidValidity, status.uidValidity == validity, let known = record.uidNext else { continue }
             // Unchanged on the server (same UIDNEXT and HIGHESTMODSEQ): neither side of a move.
             if now == known, let modseq = status.highestModSeq, modseq == record.highestModSeq { continue }
             let arrived = max(0, Int(now.rawValue) - Int(known.rawValue))
