@@ -66,3 +66,36 @@ public func crlfSize<C: Collection>(of bytes: C) -> Int64 where C.Element == UIn
     }
     return size
 }
+
+/// Converts a Maildir file's LF line endings to the network's CRLF, chunk by chunk: an LF
+/// gets a CR before it unless one is already there (a file written with CRLF is sent as it
+/// is). The only change an upload makes to a message (invariant 5).
+public struct LFToCRLFConverter: Sendable {
+    private var previousWasCR = false
+
+    public init() {}
+
+    /// The converted bytes of `chunk` (spans between LFs are copied whole).
+    public mutating func convert(_ chunk: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(chunk.count + chunk.count / 32 + 1)
+        chunk.withUnsafeBufferPointer { buf in
+            guard let base = buf.baseAddress, buf.count > 0 else { return }
+            var i = 0
+            while i < buf.count {
+                guard let lf = memchr(base + i, 10, buf.count - i) else {
+                    out.append(contentsOf: UnsafeBufferPointer(start: base + i, count: buf.count - i))
+                    break
+                }
+                let at = UnsafePointer<UInt8>(lf.assumingMemoryBound(to: UInt8.self)) - base
+                out.append(contentsOf: UnsafeBufferPointer(start: base + i, count: at - i))
+                let crBefore = at > 0 ? base[at - 1] == 13 : previousWasCR
+                if !crBefore { out.append(13) }
+                out.append(10)
+                i = at + 1
+            }
+            previousWasCR = base[buf.count - 1] == 13
+        }
+        return out
+    }
+}

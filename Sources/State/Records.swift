@@ -68,7 +68,8 @@ public struct MessagePair: Sendable, Equatable {
 public enum JournalKind: String, Sendable, CaseIterable {
     /// A message is being fetched into the Maildir.
     case download
-    /// A local message is being APPENDed (with `token` and `uidNextBefore`).
+    /// A local message is being APPENDed (with `uidValidity`, `uidNextBefore` and what was
+    /// sent: `size`, `messageID`, `digest`; entries of versions before 7 carry a `token`).
     case upload
     /// Flags are being pushed to the server.
     case pushFlags = "push-flags"
@@ -102,10 +103,19 @@ public struct JournalEntry: Sendable, Equatable {
     public var detail: [UInt8]?
     /// Unix seconds.
     public var created: Int64
+    /// An upload's mailbox: its UIDVALIDITY when the batch was journaled.
+    public var uidValidity: UIDValidity?
+    /// An upload's octets as sent (CRLF line ends).
+    public var size: Int64?
+    /// An upload's Message-ID field value (unfolded, trimmed); nil when it has none.
+    public var messageID: [UInt8]?
+    /// SHA-256 of an upload's bytes as sent.
+    public var digest: [UInt8]?
 
     public init(id: JournalID? = nil, account: AccountID, folder: FolderID? = nil, kind: JournalKind, uid: UID? = nil,
                 localName: String? = nil, token: String? = nil, uidNextBefore: UID? = nil, flags: String? = nil,
-                targetFolder: FolderID? = nil, detail: [UInt8]? = nil, created: Int64) {
+                targetFolder: FolderID? = nil, detail: [UInt8]? = nil, created: Int64,
+                uidValidity: UIDValidity? = nil, size: Int64? = nil, messageID: [UInt8]? = nil, digest: [UInt8]? = nil) {
         self.id = id
         self.account = account
         self.folder = folder
@@ -118,6 +128,10 @@ public struct JournalEntry: Sendable, Equatable {
         self.targetFolder = targetFolder
         self.detail = detail
         self.created = created
+        self.uidValidity = uidValidity
+        self.size = size
+        self.messageID = messageID
+        self.digest = digest
     }
 }
 

@@ -46,7 +46,7 @@ enum Schema {
             kind              TEXT NOT NULL,
             uid               INTEGER,
             local_name        TEXT,
-            token             TEXT,           -- upload recovery token (X-Mailmirror-Token)
+            token             TEXT,           -- recovery token: a download's Maildir unique name (before 7 also an upload's X-Mailmirror-Token)
             uidnext_before    INTEGER,        -- UIDNEXT before an APPEND: search from here
             flags             TEXT,
             target_folder_id  INTEGER REFERENCES folders(id) ON DELETE CASCADE,
@@ -108,6 +108,16 @@ enum Schema {
         // old one's. NULL: not recorded yet (the next pass records it).
         """
         ALTER TABLE accounts ADD COLUMN mailbox TEXT;
+        """,
+        // 6 -> 7: an upload is found again after a lost APPEND reply by what was sent — its
+        // octet count, Message-ID and SHA-256 — among the UIDs from `uidnext_before` of the
+        // mailbox with this UIDVALIDITY; nothing is added to the message any more (DESIGN
+        // invariant 5; docs/recovery.md). Entries written before keep their `token`.
+        """
+        ALTER TABLE journal ADD COLUMN uidvalidity INTEGER;
+        ALTER TABLE journal ADD COLUMN size INTEGER;
+        ALTER TABLE journal ADD COLUMN message_id BLOB;
+        ALTER TABLE journal ADD COLUMN digest BLOB;
         """,
     ]
 

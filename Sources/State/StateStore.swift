@@ -419,12 +419,15 @@ public final class StateStore: @unchecked Sendable {
     @discardableResult
     public func addJournalEntry(_ entry: JournalEntry) throws(StateError) -> JournalID {
         try db.run("""
-            INSERT INTO journal (account_id, folder_id, kind, uid, local_name, token, uidnext_before, flags, target_folder_id, detail, created)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO journal (account_id, folder_id, kind, uid, local_name, token, uidnext_before, flags, target_folder_id, detail, created,
+                                 uidvalidity, size, message_id, digest)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, bindings: [.integer(entry.account.rawValue), .optional(entry.folder?.rawValue), .text(entry.kind.rawValue),
                             .optional(entry.uid.map { Int64($0.rawValue) }), .optional(entry.localName), .optional(entry.token),
                             .optional(entry.uidNextBefore.map { Int64($0.rawValue) }), .optional(entry.flags),
-                            .optional(entry.targetFolder?.rawValue), .optional(entry.detail), .integer(entry.created)])
+                            .optional(entry.targetFolder?.rawValue), .optional(entry.detail), .integer(entry.created),
+                            .optional(entry.uidValidity.map { Int64($0.rawValue) }), .optional(entry.size),
+                            .optional(entry.messageID), .optional(entry.digest)])
         return JournalID(rawValue: db.lastInsertRowID)
     }
 
@@ -437,7 +440,8 @@ public final class StateStore: @unchecked Sendable {
     public func pendingJournalEntries(of account: AccountID) throws(StateError) -> [JournalEntry] {
         var result: [JournalEntry] = []
         try db.query("""
-            SELECT id, account_id, folder_id, kind, uid, local_name, token, uidnext_before, flags, target_folder_id, detail, created
+            SELECT id, account_id, folder_id, kind, uid, local_name, token, uidnext_before, flags, target_folder_id, detail, created,
+                   uidvalidity, size, message_id, digest
             FROM journal WHERE account_id = ? ORDER BY id
             """, .integer(account.rawValue)) { row throws(StateError) in
             guard let kind = JournalKind(rawValue: row.text(3)) else {
@@ -448,7 +452,9 @@ public final class StateStore: @unchecked Sendable {
                                        uid: row.optionalInt(4).map { UID(UInt32(truncatingIfNeeded: $0)) }, localName: row.optionalText(5),
                                        token: row.optionalText(6), uidNextBefore: row.optionalInt(7).map { UID(UInt32(truncatingIfNeeded: $0)) },
                                        flags: row.optionalText(8), targetFolder: row.optionalInt(9).map(FolderID.init(rawValue:)),
-                                       detail: row.optionalBlob(10), created: row.int(11)))
+                                       detail: row.optionalBlob(10), created: row.int(11),
+                                       uidValidity: row.optionalInt(12).map { UIDValidity(UInt32(truncatingIfNeeded: $0)) },
+                                       size: row.optionalInt(13), messageID: row.optionalBlob(14), digest: row.optionalBlob(15)))
         }
         return result
     }

@@ -82,7 +82,7 @@ public enum SyncError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// 96 random bits as hex: upload recovery tokens.
+/// 96 random bits as hex: names of spooled uploads.
 func randomToken() -> String {
     var bytes = [UInt8](repeating: 0, count: 12)
     let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)

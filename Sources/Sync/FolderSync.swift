@@ -58,8 +58,8 @@ struct FolderSync {
             // A first pass over a folder with messages on both sides (a Maildir another tool
             // kept in sync with this server, a state lost or started afresh): the messages
             // already on both sides are paired by Message-ID and size, not copied both ways.
-            // Not after an interrupted first pass: its journal knows what it moved (an
-            // uploaded copy carries a token header, so its size differs from the file's).
+            // Not after an interrupted first pass: its journal knows what it moved, and
+            // recovery pairs that exactly.
             let outcome = try await UIDValidityRematch(state: state, accountID: record.account)
                 .run(record: &record, session: far.session, folder: near.folder, validity: now)
             if outcome.matched > 0 {
@@ -68,7 +68,7 @@ struct FolderSync {
                 report.paired = outcome.matched
             }
         }
-        if !dryRun { report.recovered = try await recover(record: record, far: far, near: near, marker: selected.uidNext, log: log) }
+        if !dryRun { report.recovered = try await recover(record: record, far: far, near: near, log: log) }
         if try await syncChangesOnly(far: far, near: near, selected: selected, record: &record, report: &report, log: log) { return report }
 
         let knownPairs = try state.pairs(in: record.id)
@@ -246,7 +246,7 @@ struct FolderSync {
         }
         report.downloaded = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) },
                                                flags: farMessages.mapValues(\.flags), sizes: farMessages.compactMapValues(\.size),
-                                               kind: .download, marker: nil, record: record, log: log,
+                                               kind: .download, record: record, log: log,
                                                afterLastReceive: plan.uploads.isEmpty ? whenServerIdle : nil,
                                                alone: Set(troubled.keys)) { from, to in
             if let name = to.name { downloadedNames[name] = FlagMapping.mirrored(farMessages[from]?.flags ?? MessageFlags()) }
@@ -255,7 +255,7 @@ struct FolderSync {
         let unstorable = FlagMapping.unstorable(selected.permanentFlags).letters
         let uploads = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) },
                                          flags: nearMessages.mapValues { m in var f = m.flags; for l in unstorable { f.remove(l) }; return f },
-                                         kind: .upload, marker: selected.uidNext, record: record, log: log)
+                                         kind: .upload, record: record, log: log)
         report.uploaded = uploads.moved
         report.refusedUploads = uploads.refused.count
         if !uploads.refused.isEmpty {
@@ -347,12 +347,13 @@ struct FolderSync {
         return try state.pendingJournalCount(in: record.id) == 0
     }
 
-    /// Moves `keys` from one store to the other in batches: each batch's recovery tokens are
-    /// journaled (synchronous=FULL) before anything moves, the messages stream from the
-    /// source into the destination, the destination makes them durable, and only then are
-    /// the new pairs recorded and the journal resolved.
+    /// Moves `keys` from one store to the other in batches: the messages stream from the
+    /// source into the destination (nothing visible there yet), each one's arrival mark —
+    /// how it is found there after a crash — is journaled (synchronous=FULL, or flushed with
+    /// the batch), the destination makes them visible and durable, and only then are the new
+    /// pairs recorded and the journal resolved (docs/recovery.md).
     func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], flags: [MessageKey: MessageFlags],
-                  sizes: [MessageKey: Int64] = [:], kind: JournalKind, marker: UID?, record: FolderRecord, log: Logger,
+                  sizes: [MessageKey: Int64] = [:], kind: JournalKind, record: FolderRecord, log: Logger,
                   afterLastReceive: (@Sendable () async -> Void)? = nil, alone: Set<UID> = [],
                   moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> (moved: Int, refused: [(key: MessageKey, reason: String)]) {
         guard !keys.isEmpty else { return (0, []) }
@@ -367,16 +368,21 @@ struct FolderSync {
             let batch = try destination.incoming()
             var journal: [MessageKey: JournalID] = [:]
             do {
-                let tokens = try batch.prepare(chunk)
+                try batch.prepare(chunk)
+                try await source.export(chunk, flags: flags, into: batch)
+                Trace.mark("\(label): received")
+                let marks = batch.marks
                 // The journal must be on disk before any message is visible at its destination:
                 // its own fsync (FULL), unless the destination's commit flushes it together
                 // with the messages (Maildir deliveries, before their renames).
                 let flushedWithBatch = state.commitLogPath.map(batch.alsoFlush) ?? false
                 try state.transaction(durability: flushedWithBatch ? .normal : .full) {
                     for key in chunk {
-                        var entry = JournalEntry(account: accountID, folder: record.id, kind: kind, token: tokens[key],
-                                                 uidNextBefore: marker, flags: flags[key].map { FlagMapping.mirrored($0).description },
-                                                 created: Int64(time(nil)))
+                        guard let mark = marks[key] else { continue }   // not received: nothing to find
+                        var entry = JournalEntry(account: accountID, folder: record.id, kind: kind, token: mark.uniqueName,
+                                                 uidNextBefore: mark.uidNext, flags: flags[key].map { FlagMapping.mirrored($0).description },
+                                                 created: Int64(time(nil)), uidValidity: mark.uidValidity, size: mark.sent?.size,
+                                                 messageID: mark.sent?.messageID, digest: mark.sent?.digest)
                         switch key {
                         case .uid(let u): entry.uid = u
                         case .name(let n): entry.localName = n
@@ -384,9 +390,7 @@ struct FolderSync {
                         journal[key] = try state.addJournalEntry(entry)
                     }
                 }
-                Trace.mark("\(label): journaled \(chunk.count)")
-                try await source.export(chunk, flags: flags, into: batch)
-                Trace.mark("\(label): received")
+                Trace.mark("\(label): journaled \(journal.count)")
                 if index == chunks.count - 1, let afterLastReceive { await afterLastReceive() }
                 let mapping = try await batch.commit()
                 Trace.mark("\(label): durable")
@@ -399,7 +403,8 @@ struct FolderSync {
                     for (from, to) in mapping {
                         // The server's RFC822.SIZE, when known: a later move is matched without reading the file.
                         pairs.append(MessagePair(folder: record.id, uid: from.uid ?? to.uid, localName: from.name ?? to.name,
-                                                 flags: FlagMapping.mirrored(flags[from] ?? MessageFlags()).description, size: sizes[from]))
+                                                 flags: FlagMapping.mirrored(flags[from] ?? MessageFlags()).description,
+                                                 size: sizes[from] ?? marks[from]?.sent?.size))
                     }
                     try state.insertPairs(pairs)
                     for id in journal.values { try state.resolveJournalEntry(id) }
@@ -456,41 +461,51 @@ struct FolderSync {
     }
 
     /// Resolves the folder's journal before planning: a transfer whose message reached its
-    /// destination (found by its token) is adopted as a pair; one that did not is forgotten
-    /// and happens again. Never a second copy on either side.
-    func recover(record: FolderRecord, far: IMAPFolderStore, near: MaildirFolderStore, marker: UID?, log: Logger) async throws -> Int {
+    /// destination (found by its arrival mark: a download by its file's unique name, an
+    /// upload by what was sent) is adopted as a pair; one that did not is forgotten and
+    /// happens again. Never a second copy on either side (docs/recovery.md).
+    func recover(record: FolderRecord, far: IMAPFolderStore, near: MaildirFolderStore, log: Logger) async throws -> Int {
         let entries = try state.pendingJournalEntries(of: accountID).filter { $0.folder == record.id }
         guard !entries.isEmpty else { return 0 }
         let known = try state.pairs(in: record.id)
-        var pairedUIDs = Set(known.compactMap(\.uid))
-        var pairedNames = Set(known.compactMap(\.localName))
-        var adopted = 0
-        for entry in entries {
-            if let token = entry.token {
-                switch entry.kind {
-                case .download:
-                    if let uid = entry.uid, !pairedUIDs.contains(uid), case .name(let name)? = try await near.recover(token: token, since: nil) {
-                        try state.insertPairs([MessagePair(folder: record.id, uid: uid, localName: name, flags: entry.flags ?? "")])
-                        pairedUIDs.insert(uid)
-                        pairedNames.insert(name)
-                        adopted += 1
-                    }
-                case .upload:
-                    if let name = entry.localName, !pairedNames.contains(name),
-                       case .uid(let uid)? = try await far.recover(token: token, since: entry.uidNextBefore ?? marker) {
-                        try state.insertPairs([MessagePair(folder: record.id, uid: uid, localName: name, flags: entry.flags ?? "")])
-                        pairedUIDs.insert(uid)
-                        pairedNames.insert(name)
-                        adopted += 1
-                    }
-                default:
-                    break
-                }
-            }
-            try state.resolveJournalEntry(entry.id!)
+        let pairedUIDs = Set(known.compactMap(\.uid).filter { $0.rawValue != 0 })
+        let pairedNames = Set(known.compactMap(\.localName).filter { $0 != PlannedPair.goneLocal })
+        let downloads = entries.filter { e in
+            e.kind == .download && e.token != nil && e.uid.map { !pairedUIDs.contains($0) } ?? false
         }
-        if adopted > 0 { log.info("recovered \(adopted) message(s) transferred before an interruption") }
-        return adopted
+        let uploads = entries.filter { e in
+            e.kind == .upload && (e.token != nil || e.digest != nil) && e.localName.map { !pairedNames.contains($0) } ?? false
+        }
+        var pairs: [MessagePair] = []
+        var seenUIDs = Set<UID>()
+        let delivered = try await near.locate(downloads.map { ArrivalMark(uniqueName: $0.token) }, excluding: Set(pairedNames.map(MessageKey.name)))
+        for (entry, found) in zip(downloads, delivered) {
+            guard case .name(let name)? = found, let uid = entry.uid, seenUIDs.insert(uid).inserted else { continue }
+            pairs.append(MessagePair(folder: record.id, uid: entry.uid, localName: name, flags: entry.flags ?? ""))
+        }
+        let appended = try await far.locate(uploads.map { ArrivalMark(journaled: $0) },
+                                            excluding: Set(pairedUIDs.map(MessageKey.uid)))
+        for (entry, found) in zip(uploads, appended) {
+            guard case .uid(let uid)? = found else { continue }
+            pairs.append(MessagePair(folder: record.id, uid: uid, localName: entry.localName, flags: entry.flags ?? "", size: entry.size))
+        }
+        try state.transaction {
+            try state.insertPairs(pairs)
+            for entry in entries { try state.resolveJournalEntry(entry.id!) }
+        }
+        if !pairs.isEmpty { log.info("recovered \(pairs.count) message(s) transferred before an interruption") }
+        return pairs.count
+    }
+}
+
+extension ArrivalMark {
+    /// The mark an upload's journal entry recorded (a version before 7 recorded a token).
+    /// Without a journaled UIDNEXT (a server that sent none) the whole mailbox is searched.
+    init(journaled entry: JournalEntry) {
+        var sent: WireFingerprint?
+        if let size = entry.size, let digest = entry.digest { sent = WireFingerprint(size: size, messageID: entry.messageID, digest: digest) }
+        self.init(sent: sent, uidValidity: entry.uidValidity, uidNext: entry.uidNextBefore,
+                  legacyToken: sent == nil ? entry.token : nil)
     }
 }
 

@@ -28,9 +28,10 @@ struct UIDValidityRematch {
 
     func run(record: inout FolderRecord, session: IMAPSession, folder: MaildirFolder, validity: UIDValidity) async throws -> Outcome {
         // The server side: one FETCH of sizes and the identifying header fields. A copy that
-        // mailmirror uploaded carries its token header, which the file it came from lacks, and
-        // mbsync adds an X-TUID line to the files it writes (and to what it uploads): such a
-        // message is also known by its size without that line, on either side.
+        // an earlier mailmirror uploaded carries a token header, which
+        // the file it came from lacks (uploads are exact now), and mbsync adds an X-TUID line
+        // to the files it writes (and to what it uploads): such a message is also known by
+        // its size without that line, on either side.
         let added = ["X-MAILMIRROR-TOKEN", "X-TUID"]
         let fields = MessageIdentity.fields + added
         let section = Array("HEADER.FIELDS (\(fields.joined(separator: " ")))".utf8)

@@ -49,4 +49,17 @@ import Testing
         }
         #expect(crlfSize(of: Array("a\nb\r\nc".utf8)) == 7)
     }
+
+    /// LF → CRLF for uploads: an LF already after a CR stays as it is, a lone CR stays,
+    /// wherever the file's reads split the data.
+    @Test func lfToCRLFAtAnySplit() {
+        let file = Array("\na\nb\r\nc\rd\n\n\re\r".utf8)
+        let expected = Array("\r\na\r\nb\r\nc\rd\r\n\r\n\re\r".utf8)
+        for split in 0...file.count {
+            var converter = LFToCRLFConverter()
+            let out = converter.convert(file[..<split]) + converter.convert(file[split...])
+            #expect(out == expected, "split at \(split)")
+            #expect(Int64(out.count) == crlfSize(of: file))
+        }
+    }
 }

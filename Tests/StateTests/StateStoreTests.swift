@@ -38,7 +38,12 @@ struct ExpectedFailure: Error {}
             let store = try StateStore.open(directory: dir.path)
             let account = try store.account(named: "work", protocol: "imap")
             _ = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
-            try store.db.execute("DROP TABLE refused; DROP TABLE unfetchable; ALTER TABLE accounts DROP COLUMN mailbox; PRAGMA user_version = 3")
+            try store.db.execute("""
+                DROP TABLE refused; DROP TABLE unfetchable; ALTER TABLE accounts DROP COLUMN mailbox;
+                ALTER TABLE journal DROP COLUMN uidvalidity; ALTER TABLE journal DROP COLUMN size;
+                ALTER TABLE journal DROP COLUMN message_id; ALTER TABLE journal DROP COLUMN digest;
+                PRAGMA user_version = 3
+                """)
         }
         let store = try StateStore.open(directory: dir.path)
         #expect(try store.schemaVersion() == Schema.currentVersion)
@@ -49,6 +54,35 @@ struct ExpectedFailure: Error {}
         #expect(try store.refused(in: folder.id)["1.M1P1.host"]?.reason == "NO [LIMIT] too big")
         #expect(try store.unfetchable(in: folder.id)[UID(7)]?.failed == true)
         #expect(try store.accountMailbox(account) == nil, "not known before v6: the next pass records it")
+    }
+
+    /// A state of schema v6 with an upload journaled the old way (a token) opens: the entry
+    /// keeps its token for recovery, and new entries carry what was sent.
+    @Test func stateFromSchemaSixKeepsItsTokenEntries() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        do {
+            let store = try StateStore.open(directory: dir.path)
+            let account = try store.account(named: "work", protocol: "imap")
+            let folder = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
+            try store.db.execute("""
+                ALTER TABLE journal DROP COLUMN uidvalidity; ALTER TABLE journal DROP COLUMN size;
+                ALTER TABLE journal DROP COLUMN message_id; ALTER TABLE journal DROP COLUMN digest;
+                INSERT INTO journal (account_id, folder_id, kind, local_name, token, uidnext_before, flags, created)
+                VALUES (\(account.rawValue), \(folder.id.rawValue), 'upload', '1.M1P1.host', 'a1b2c3', 9, 'S', 5);
+                PRAGMA user_version = 6
+                """)
+        }
+        let store = try StateStore.open(directory: dir.path)
+        #expect(try store.schemaVersion() == Schema.currentVersion)
+        let account = try store.account(named: "work", protocol: "imap")
+        let old = try store.pendingJournalEntries(of: account)
+        #expect(old.count == 1 && old[0].token == "a1b2c3" && old[0].uidNextBefore == UID(9) && old[0].digest == nil && old[0].size == nil)
+        let id = try store.addJournalEntry(JournalEntry(account: account, folder: old[0].folder, kind: .upload, localName: "2.M2P2.host",
+                                                        uidNextBefore: UID(10), created: 6, uidValidity: UIDValidity(3), size: 99,
+                                                        messageID: nil, digest: [1, 2, 3]))
+        let now = try store.pendingJournalEntries(of: account).first { $0.id == id }
+        #expect(now?.size == 99 && now?.digest == [1, 2, 3] && now?.uidValidity == UIDValidity(3) && now?.messageID == nil && now?.token == nil)
     }
 
     @Test func corruptFileIsAClearErrorAndIsNotReset() throws {
@@ -121,7 +155,8 @@ struct ExpectedFailure: Error {}
         let account = try store.account(named: "work", protocol: "imap")
         let folder = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
         let upload = JournalEntry(account: account, folder: folder.id, kind: .upload, localName: "123.x.host",
-                                  token: "tok-1", uidNextBefore: UID(42), flags: "S", created: 1)
+                                  uidNextBefore: UID(42), flags: "S", created: 1, uidValidity: UIDValidity(7),
+                                  size: 1234, messageID: Array("<a@b>".utf8), digest: [UInt8](repeating: 0xab, count: 32))
         let id1 = try store.transaction(durability: .full) { try store.addJournalEntry(upload) }
         let id2 = try store.addJournalEntry(JournalEntry(account: account, kind: .pop3Retrieve, detail: [0, 1, 2], created: 2))
         var pending = try store.pendingJournalEntries(of: account)

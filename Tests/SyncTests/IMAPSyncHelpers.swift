@@ -20,8 +20,13 @@ struct SyncAccount {
     /// Where the account's folders live on disk.
     let layout: MaildirLayout
 
-    init(_ fixture: DovecotFixture, extra: String = "", layout: String = "fs", userFields: String = "") throws {
+    /// Connect to this plain-text port on 127.0.0.1 (a `FaultProxy` in front of the
+    /// fixture's IMAP port) instead of the fixture's IMAPS port.
+    let plainPort: UInt16?
+
+    init(_ fixture: DovecotFixture, extra: String = "", layout: String = "fs", userFields: String = "", plainPort: UInt16? = nil) throws {
         self.fixture = fixture
+        self.plainPort = plainPort
         self.layout = layout == "maildir++" ? .maildirPlusPlus : .fs
         user = try fixture.makeUser("sync", fields: userFields)
         dir = TemporaryDirectory("mailmirror-sync")
@@ -37,8 +42,7 @@ struct SyncAccount {
         [[account]]
         name = "work"
         host = "127.0.0.1"
-        port = \(fixture.imapsPort)
-        ca_file = "\(fixture.caFile)"
+        \(plainPort.map { "port = \($0)\ntls = \"none\"\nallow_plaintext = true\ncompress = false" } ?? "port = \(fixture.imapsPort)\nca_file = \"\(fixture.caFile)\"")
         username = "\(user.name)"
         password_command = "echo \(user.password)"
         maildir = "\(maildir)"

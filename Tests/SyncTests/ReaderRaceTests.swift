@@ -51,12 +51,31 @@ import TestSupport
         let (folder, message) = try folderWithOneMessage(dir, flags: MessageFlags())
         let listedPath = folder.filePath(of: message)   // new/NAME, as the listing saw it
         rename(listedPath, folder.path + "/cur/" + message.baseName + ":2,S")   // the reader opened it
-        let source = try MaildirUploadSource(path: listedPath, token: "t1")
+        let (fingerprint, used) = try WireFingerprint.ofFile(listedPath)
+        #expect(used == folder.path + "/cur/" + message.baseName + ":2,S")
+        let source = try MaildirUploadSource(path: listedPath, expecting: fingerprint)
         var sent: [UInt8] = []
         while let chunk = try source.nextChunk() { sent += chunk }
-        #expect(String(decoding: sent, as: UTF8.self) == "X-Mailmirror-Token: t1\r\nMessage-ID: <race@x>\r\n\r\nbody\r\n")
-        #expect(source.size == Int64(sent.count))
+        #expect(String(decoding: sent, as: UTF8.self) == "Message-ID: <race@x>\r\n\r\nbody\r\n", "the file's bytes, CRLF, nothing added")
+        #expect(source.size == Int64(sent.count) && fingerprint.size == Int64(sent.count))
+        #expect(fingerprint.messageID == Array("<race@x>".utf8) && fingerprint.digest == SHA256.digest(sent))
         unlink(folder.path + "/cur/" + message.baseName + ":2,S")
-        #expect(throws: MaildirError.self) { _ = try MaildirUploadSource(path: listedPath, token: nil) }
+        #expect(throws: MaildirError.self) { _ = try MaildirUploadSource(path: listedPath, expecting: fingerprint) }
+    }
+
+    /// A file rewritten after its fingerprint was journaled (same size or not) fails the
+    /// upload before the command can end: the server never stores other bytes than those
+    /// the journal describes.
+    @Test func anUploadOfAFileChangedSinceItsFingerprintFails() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let (folder, message) = try folderWithOneMessage(dir, flags: MessageFlags())
+        let path = folder.filePath(of: message)
+        let (fingerprint, _) = try WireFingerprint.ofFile(path)
+        for replacement in ["Message-ID: <race@x>\n\nBODY\n", "Message-ID: <race@x>\n\nbody, longer\n", "Message-ID: <race@x>\n\nbo\n"] {
+            writeFile(path, replacement)
+            let source = try MaildirUploadSource(path: path, expecting: fingerprint)
+            #expect(throws: (any Error).self, "\(replacement)") { while try source.nextChunk() != nil {} }
+        }
     }
 }

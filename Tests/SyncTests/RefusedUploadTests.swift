@@ -17,7 +17,7 @@ import TestSupport
     }
 
     /// Without MULTIAPPEND each message is its own APPEND: those before the refused one are
-    /// on the server already when it is refused; the retry finds them by their tokens and
+    /// on the server already when it is refused; the retry finds them by what was sent and
     /// never sends them twice.
     @Test func withoutMultiappendNothingIsSentTwice() async throws {
         let basic = try await DovecotFixture.start(compress: false, basic: true)

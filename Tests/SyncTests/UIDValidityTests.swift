@@ -131,8 +131,8 @@ import TestSupport
     }
 
     /// The state is lost (deleted, or a new machine with the Maildir restored): the next pass
-    /// pairs every message again, including those this Maildir uploaded, whose server copies
-    /// carry a token header the files lack — nothing is copied either way.
+    /// pairs every message again, including those this Maildir uploaded (byte for byte the
+    /// files) — nothing is copied either way.
     @Test func lostStateCopiesNothing() async throws {
         let a = try SyncAccount(fixture)
         defer { a.dir.remove() }

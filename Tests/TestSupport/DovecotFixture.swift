@@ -32,13 +32,14 @@ public final class DovecotFixture: Sendable {
     /// Starts a new instance on a Dispatch thread (it blocks for about a second).
     /// `basic`: the server advertises plain IMAP4rev1 (no CONDSTORE, QRESYNC, LIST-STATUS,
     /// ESEARCH, NOTIFY), for the paths taken on servers without them. `courier`: folders
-    /// live under the prefix "INBOX." with the delimiter ".", as on Courier.
-    public static func start(compress: Bool, basic: Bool = false, courier: Bool = false) async throws -> DovecotFixture {
-        try await runBlocking(label: "fixture.start") { try startBlocking(compress: compress, basic: basic, courier: courier) }
+    /// live under the prefix "INBOX." with the delimiter ".", as on Courier. `noUIDPlus`:
+    /// `basic`, and without UIDPLUS either.
+    public static func start(compress: Bool, basic: Bool = false, courier: Bool = false, noUIDPlus: Bool = false) async throws -> DovecotFixture {
+        try await runBlocking(label: "fixture.start") { try startBlocking(compress: compress, basic: basic, courier: courier, noUIDPlus: noUIDPlus) }
     }
 
     /// Starts a new instance (e.g. with different server options); stopped at exit too.
-    public static func startBlocking(compress: Bool, basic: Bool = false, courier: Bool = false) throws -> DovecotFixture {
+    public static func startBlocking(compress: Bool, basic: Bool = false, courier: Bool = false, noUIDPlus: Bool = false) throws -> DovecotFixture {
         cleanUpStaleFixtures()
         var template = Array("/tmp/mailmirror-test-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw FixtureError(message: "mkdtemp failed: \(errno)") }
@@ -52,7 +53,7 @@ public final class DovecotFixture: Sendable {
         for _ in 1...3 where !(result?.succeeded ?? false) {
             if result != nil { _ = try? Subprocess.runShellBlocking("\(script) stop \(dir)", timeout: 30) }
             ports = try (0..<4).map { _ in try freePort() }
-            let command = "\(script) start \(dir) \(ports[0]) \(ports[1]) \(ports[2]) \(ports[3])" + (compress ? "" : " --no-compress") + (basic ? " --basic" : "") + (courier ? " --courier" : "")
+            let command = "\(script) start \(dir) \(ports[0]) \(ports[1]) \(ports[2]) \(ports[3])" + (compress ? "" : " --no-compress") + (basic ? " --basic" : "") + (courier ? " --courier" : "") + (noUIDPlus ? " --no-uidplus" : "")
             result = try Subprocess.runShellBlocking(command, timeout: 60)
         }
         guard let result else { throw FixtureError(message: "could not start the test Dovecot") }

@@ -33,16 +33,19 @@ public struct FlagChange: Sendable, Equatable {
 
 /// Messages arriving into a store from the other one.
 ///
-/// Order of use: `prepare` (recovery tokens, journaled by the engine before anything
-/// moves), then for each message `begin`, `write`…, `end` (bytes as on the wire: CRLF),
-/// then `commit`, which makes them durable and returns their new keys. Until `commit`
-/// returns, nothing may be recorded as transferred.
+/// Order of use: `prepare`, then for each message `begin`, `write`…, `end` (bytes as on
+/// the wire: CRLF) or `adopt`, then `marks` (journaled by the engine: nothing is visible at
+/// the destination yet), then `commit`, which makes them visible and durable and returns
+/// their new keys. Until `commit` returns, nothing may be recorded as transferred.
 public protocol IncomingBatch: AnyObject {
-    /// Prepares to receive `keys` (source keys); returns the recovery token of each.
-    func prepare(_ keys: [MessageKey]) throws -> [MessageKey: String]
+    /// Prepares to receive `keys` (source keys).
+    func prepare(_ keys: [MessageKey]) throws
     func begin(_ key: MessageKey, flags: MessageFlags, date: Int64?) throws
     func write(_ wireBytes: [UInt8]) throws
     func end() throws
+    /// How each message received so far can be found at the destination after a crash
+    /// (`FolderStore.locate`): asked after the messages are received, before `commit`.
+    var marks: [MessageKey: ArrivalMark] { get }
     /// Makes the received messages durable; returns source key → new key in this store.
     func commit() async throws -> [MessageKey: MessageKey]
     /// Asks `commit` to make the file at `path` durable too, before anything becomes visible
@@ -80,6 +83,7 @@ public protocol FolderStore: AnyObject {
     func export(_ keys: [MessageKey], flags: [MessageKey: MessageFlags], into batch: IncomingBatch) async throws
     /// A batch that receives messages for this store.
     func incoming() throws -> IncomingBatch
-    /// After a crash: the message that arrived with `token`, if it did (extra copies are removed).
-    func recover(token: String, since marker: UID?) async throws -> MessageKey?
+    /// After a crash or a lost reply: the message that arrived with each of `marks`, if it
+    /// did (nil where it did not), one to one and never one of `excluding` (already paired).
+    func locate(_ marks: [ArrivalMark], excluding: Set<MessageKey>) async throws -> [MessageKey?]
 }

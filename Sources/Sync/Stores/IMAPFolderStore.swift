@@ -209,11 +209,76 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
         IMAPIncomingBatch(store: self)
     }
 
-    func recover(token: String, since marker: UID?) async throws -> MessageKey? {
-        let found = Array(try await session.search([.header("X-Mailmirror-Token", Array(token.utf8)), .uid(UIDSet.from(marker ?? UID(1)))]))
+    /// UIDs this store's own APPENDs were given in this session: never someone else's upload.
+    var assigned = Set<UID>()
+
+    /// Finds uploads whose APPEND reply was lost (DESIGN invariants 2 and 5; docs/recovery.md):
+    /// among the UIDs from the journaled UIDNEXT on, one `UID FETCH n:* (RFC822.SIZE
+    /// BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])`, paired by size and Message-ID; where those do
+    /// not settle it, the equal-size candidates' bodies are fetched and their SHA-256
+    /// compared. One to one: a UID is given to one upload at most. Uploads of versions
+    /// before 7 are found by their `X-Mailmirror-Token:` header.
+    func locate(_ marks: [ArrivalMark], excluding: Set<MessageKey>) async throws -> [MessageKey?] {
+        var result = [MessageKey?](repeating: nil, count: marks.count)
+        var taken = Set(excluding.compactMap(\.uid)).union(assigned)
+        for (i, mark) in marks.enumerated() {
+            guard let token = mark.legacyToken, mark.sent == nil else { continue }
+            if let uid = try await locate(legacyToken: token, from: mark.uidNext, excluding: taken) {
+                result[i] = .uid(uid)
+                taken.insert(uid)
+            }
+        }
+        // A mark of another incarnation of the mailbox (UIDVALIDITY changed) names UIDs that
+        // mean nothing here: the re-match by Message-ID settles those messages instead.
+        let current = selected?.uidValidity
+        let indices = marks.indices.filter { i in
+            marks[i].sent != nil && (marks[i].uidValidity == nil || current == nil || marks[i].uidValidity == current)
+        }
+        guard !indices.isEmpty else { return result }
+        let wanted = indices.map { ArrivalMatching.Wanted(sent: marks[$0].sent!, from: marks[$0].uidNext ?? UID(1)) }
+        let from = wanted.map(\.from).min()!
+        var candidates: [ArrivalMatching.Candidate] = []
+        // `n:*` names the last message even when its UID is below n: hence the filter.
+        for m in try await session.fetch(UIDSet.from(from), items: [.uid, .rfc822Size, Self.identityItem]).messages {
+            guard let uid = m.uid, uid >= from, !taken.contains(uid), let size = m.size else { continue }
+            let id = MessageIdentity.headerFields(m.sections[Self.identitySection] ?? [])["message-id"]
+            candidates.append(.init(uid: uid, size: size, messageID: (id?.isEmpty ?? true) ? nil : id))
+        }
+        guard !candidates.isEmpty else { return result }
+        let first = ArrivalMatching.settle(wanted, among: candidates)
+        var digests: [UID: [UInt8]] = [:]
+        if !first.toHash.isEmpty {
+            let sink = DigestSink()
+            _ = try await session.fetchMessages(UIDSet(first.toHash), sink: sink)
+            digests = sink.digests
+        }
+        for (w, uid) in ArrivalMatching.finish(wanted, among: candidates, settled: first.settled, digests: digests) {
+            result[indices[w]] = .uid(uid)
+        }
+        return result
+    }
+
+    /// An upload of a version before 7, by the token header its copy carries; extra copies
+    /// (that version's recovery could leave one) are removed.
+    private func locate(legacyToken token: String, from: UID?, excluding: Set<UID>) async throws -> UID? {
+        let found = Array(try await session.search([.header("X-Mailmirror-Token", Array(token.utf8)), .uid(UIDSet.from(from ?? UID(1)))]))
+            .filter { !excluding.contains($0) }
         guard let first = found.first else { return nil }
-        if found.count > 1 { try await session.deleteMessages(UIDSet(found.dropFirst())) }   // never two copies
-        return .uid(first)
+        if found.count > 1 { try await session.deleteMessages(UIDSet(found.dropFirst())) }
+        return first
+    }
+}
+
+/// Hashes streamed FETCH bodies: UID → SHA-256 of `BODY[]` (as sent, CRLF).
+final class DigestSink: FetchBodySink, @unchecked Sendable {   // fed on the session's queue
+    private(set) var digests: [UID: [UInt8]] = [:]
+    private var hash: SHA256?
+    private var uid: UID?
+    func begin(_ info: StreamInfo) throws { hash = SHA256(); uid = info.uid.map { UID($0) } }
+    func write(_ bytes: [UInt8]) throws { hash?.update(bytes) }
+    func end() throws {
+        if let uid, let hash { digests[uid] = hash.finish() }
+        hash = nil
     }
 }
 
@@ -243,40 +308,57 @@ final class ExportSink: FetchBodySink, @unchecked Sendable {
     func end() throws { try batch.end() }
 }
 
-/// Messages arriving onto the server: a Maildir file is sent from where it is (its size
-/// in CRLF form measured at commit, `MaildirUploadSource`); anything else is spooled (with
-/// its `X-Mailmirror-Token:` header first) so its exact size is known for the APPEND
-/// literal. All are APPENDed (MULTIAPPEND) with their flags and dates; UIDs come from
-/// APPENDUID or, without UIDPLUS, from searching each token.
+/// Messages arriving onto the server, byte for byte (invariant 5): a Maildir file is sent
+/// from where it is (fingerprinted when adopted, then sent as that fingerprint says:
+/// `MaildirUploadSource`); anything else is spooled (its fingerprint taken as it is
+/// written) so its exact size is known for the APPEND literal. All are APPENDed
+/// (MULTIAPPEND) with their flags and dates; UIDs come from APPENDUID or, without UIDPLUS,
+/// from `IMAPFolderStore.locate` by their fingerprints.
 final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by one transfer at a time
     let store: IMAPFolderStore
     /// An APPEND makes a message visible on the server: nothing local is flushed first.
     func alsoFlush(_ path: String) -> Bool { false }
-    var tokens: [MessageKey: String] = [:]
-    var spooled: [(key: MessageKey, path: String, flags: MessageFlags, date: Int64?)] = []
-    /// Maildir files taken as they are (not spooled): sent with their token header at commit.
-    private var adopted = Set<String>()
+    struct Item {
+        var key: MessageKey
+        var path: String
+        var flags: MessageFlags
+        var date: Int64?
+        var sent: WireFingerprint
+        /// A Maildir file taken as it is (never unlinked here), or a spool file of this batch.
+        var adopted: Bool
+    }
+    private var expected = Set<MessageKey>()
+    private(set) var items: [Item] = []
     private var fd: Int32 = -1
     private var current: (key: MessageKey, path: String, flags: MessageFlags, date: Int64?)?
+    private var fingerprinter = WireFingerprinter()
 
     init(store: IMAPFolderStore) { self.store = store }
 
-    func prepare(_ keys: [MessageKey]) throws -> [MessageKey: String] {
-        for key in keys { tokens[key] = randomToken() }
-        return tokens
+    func prepare(_ keys: [MessageKey]) throws { expected.formUnion(keys) }
+
+    var marks: [MessageKey: ArrivalMark] {
+        var result: [MessageKey: ArrivalMark] = [:]
+        for item in items { result[item.key] = mark(item) }
+        return result
+    }
+
+    private func mark(_ item: Item) -> ArrivalMark {
+        ArrivalMark(sent: item.sent, uidValidity: store.selected?.uidValidity, uidNext: store.selected?.uidNext)
     }
 
     func begin(_ key: MessageKey, flags: MessageFlags, date: Int64?) throws {
-        guard let token = tokens[key] else { current = nil; return }
-        let path = store.spoolDirectory + "/" + token
+        guard expected.contains(key) else { current = nil; return }
+        let path = store.spoolDirectory + "/" + randomToken()
         fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw MaildirError(operation: "spool upload", path: path, errno: errno) }
         current = (key, path, flags, date)
-        try write(MaildirUploadSource.tokenHeader(token))
+        fingerprinter = WireFingerprinter()
     }
 
     func write(_ wireBytes: [UInt8]) throws {
         guard let current, fd >= 0 else { return }
+        fingerprinter.feed(wireBytes)
         var offset = 0
         while offset < wireBytes.count {
             let n = wireBytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -286,9 +368,14 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
     }
 
     func adopt(file path: String, for key: MessageKey, flags: MessageFlags, date: Int64?) throws -> Bool {
-        guard tokens[key] != nil else { return false }
-        spooled.append((key, path, flags, date))
-        adopted.insert(path)
+        guard expected.contains(key) else { return false }
+        let sent: WireFingerprint, used: String
+        do {
+            (sent, used) = try WireFingerprint.ofFile(path)
+        } catch where error.errno == ENOENT {
+            return true   // deleted by a mail reader since the listing: nothing to send
+        }
+        items.append(Item(key: key, path: used, flags: flags, date: date, sent: sent, adopted: true))
         return true
     }
 
@@ -296,31 +383,34 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
         guard let current else { return }
         close(fd)
         fd = -1
-        spooled.append(current)
+        items.append(Item(key: current.key, path: current.path, flags: current.flags, date: current.date,
+                          sent: fingerprinter.finish(), adopted: false))
         self.current = nil
     }
 
     func commit() async throws -> [MessageKey: MessageKey] {
         defer { abort() }
-        guard !spooled.isEmpty else { return [:] }
+        guard !items.isEmpty else { return [:] }
         var mapping: [MessageKey: MessageKey] = [:]
-        let marker = store.selected?.uidNext
-        for start in stride(from: 0, to: spooled.count, by: 50) {
-            let part = Array(spooled[start..<min(start + 50, spooled.count)])
+        for start in stride(from: 0, to: items.count, by: 50) {
+            let part = Array(items[start..<min(start + 50, items.count)])
             do {
-                try await append(part, marker: marker, into: &mapping)
+                try await append(part, into: &mapping)
             } catch let error as IMAPError where error.refusesThisMessage {
                 // One message the server will not take must not hold back the others (nor
                 // the folder, pass after pass): one at a time, the refused ones stay here.
                 // A server without MULTIAPPEND took those before the refused one already:
-                // found by their tokens, never sent twice.
-                let appendedSome = await !store.session.capabilities.contains("MULTIAPPEND")
-                for item in part {
-                    if appendedSome, let key = try await store.recover(token: tokens[item.key]!, since: marker) {
-                        mapping[item.key] = key
+                // found by what was sent, never sent twice.
+                var found = [MessageKey?](repeating: nil, count: part.count)
+                if await !store.session.capabilities.contains("MULTIAPPEND") {
+                    found = try await store.locate(part.map(mark), excluding: Set(mapping.values))
+                }
+                for (item, key) in zip(part, found) {
+                    if let key {
+                        note(item, key, into: &mapping)
                         continue
                     }
-                    do { try await append([item], marker: marker, into: &mapping) }
+                    do { try await append([item], into: &mapping) }
                     catch let error as IMAPError where error.refusesThisMessage { refused.append((item.key, error.serverText)) }
                 }
             }
@@ -331,17 +421,21 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
     /// Messages the server refused one by one (its NO, e.g. a size limit): not uploaded.
     private(set) var refused: [(key: MessageKey, reason: String)] = []
 
+    private func note(_ item: Item, _ key: MessageKey, into mapping: inout [MessageKey: MessageKey]) {
+        mapping[item.key] = key
+        if let uid = key.uid { store.assigned.insert(uid) }
+    }
+
     /// APPENDs `items` in one command and notes where they went; a message whose file is
     /// gone since the listing (deleted by a mail reader) is left out.
-    private func append(_ items: [(key: MessageKey, path: String, flags: MessageFlags, date: Int64?)], marker: UID?,
-                        into mapping: inout [MessageKey: MessageKey]) async throws {
-        var sent: [(key: MessageKey, path: String, flags: MessageFlags, date: Int64?)] = []
+    private func append(_ items: [Item], into mapping: inout [MessageKey: MessageKey]) async throws {
+        var sent: [Item] = []
         var messages: [AppendMessage] = []
         for item in items {
             let source: MessageSource
             do {
-                source = adopted.contains(item.path)
-                    ? try MaildirUploadSource(path: item.path, token: tokens[item.key])
+                source = item.adopted
+                    ? try MaildirUploadSource(path: item.path, expecting: item.sent)
                     : try SpoolFileSource(path: item.path)
             } catch let error as MaildirError where error.errno == ENOENT {
                 continue
@@ -352,26 +446,25 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
         }
         guard !messages.isEmpty else { return }
         let assigned = try await store.session.append(messages, to: store.mailbox)
-        if let assigned, assigned.destination.count == sent.count {
-            for (item, uid) in zip(sent, Array(assigned.destination)) { mapping[item.key] = .uid(uid) }
+        // APPENDUID is trusted only from a server that announces UIDPLUS.
+        if let assigned, assigned.destination.count == sent.count, await store.session.capabilities.contains("UIDPLUS") {
+            for (item, uid) in zip(sent, Array(assigned.destination)) { note(item, .uid(uid), into: &mapping) }
         } else {
-            for item in sent {
-                if let key = try await store.recover(token: tokens[item.key]!, since: marker) { mapping[item.key] = key }
-            }
+            let found = try await store.locate(sent.map(mark), excluding: Set(mapping.values))
+            for (item, key) in zip(sent, found) { if let key { note(item, key, into: &mapping) } }
         }
     }
 
     func abort() {
         if fd >= 0 { close(fd); fd = -1 }
         if let current { unlink(current.path) }
-        for item in spooled where !adopted.contains(item.path) { unlink(item.path) }   // never a Maildir file
-        spooled = []
-        adopted = []
+        for item in items where !item.adopted { unlink(item.path) }   // never a Maildir file
+        items = []
         current = nil
     }
 }
 
-/// A spooled upload, sent as it is (CRLF and token header already in place).
+/// A spooled upload, sent as it is (already in wire form: CRLF).
 final class SpoolFileSource: MessageSource, @unchecked Sendable {
     let size: Int64
     private let fd: Int32

@@ -105,27 +105,22 @@ final class MaildirFolderStore: FolderStore {
             guard case .name(let name) = key, let file = files[name] else { continue }
             let path = folder.filePath(of: file)
             var info = stat()
-            if stat(path, &info) == 0, try batch.adopt(file: path, for: key, flags: file.flags, date: Int64(info.st_mtim.tv_sec)) { continue }
+            // The flags the engine sends (it leaves out those the destination cannot keep).
+            let sentFlags = flags[key] ?? file.flags
+            if stat(path, &info) == 0, try batch.adopt(file: path, for: key, flags: sentFlags, date: Int64(info.st_mtim.tv_sec)) { continue }
             let fd = open(path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { throw MaildirError(operation: "read message", path: path, errno: errno) }
             defer { close(fd) }
             var st = stat()
             fstat(fd, &st)
-            try batch.begin(key, flags: file.flags, date: Int64(st.st_mtim.tv_sec))
+            try batch.begin(key, flags: sentFlags, date: Int64(st.st_mtim.tv_sec))
             var buffer = [UInt8](repeating: 0, count: 65536)
-            var previousCR = false
+            var converter = LFToCRLFConverter()   // invariant 5: the only change
             while true {
                 let n = read(fd, &buffer, buffer.count)
                 if n < 0 { throw MaildirError(operation: "read message", path: path, errno: errno) }
                 if n == 0 { break }
-                var out: [UInt8] = []
-                out.reserveCapacity(n + n / 32)
-                for b in buffer[0..<n] {
-                    if b == 10 && !previousCR { out.append(13) }   // LF → CRLF (invariant 5)
-                    out.append(b)
-                    previousCR = b == 13
-                }
-                try batch.write(out)
+                try batch.write(converter.convert(buffer[0..<n]))
             }
             try batch.end()
         }
@@ -133,14 +128,24 @@ final class MaildirFolderStore: FolderStore {
 
     func incoming() throws -> IncomingBatch { MaildirIncomingBatch(folder: folder, witness: witness) }
 
-    func recover(token: String, since marker: UID?) async throws -> MessageKey? {
-        let present = try folder.scan().messages
-        return present.first { $0.baseName.hasPrefix(token + ",") }.map { .name($0.baseName) }
+    /// Finds deliveries by the unique part of their file names: one scan for all of them.
+    func locate(_ marks: [ArrivalMark], excluding: Set<MessageKey>) async throws -> [MessageKey?] {
+        guard marks.contains(where: { $0.uniqueName != nil }), folder.exists else { return marks.map { _ in nil } }
+        var byUnique: [Substring: String] = [:]
+        for m in try folder.scan().messages where !excluding.contains(.name(m.baseName)) {
+            // A base name is the unique part, then ",S=…"-style fields (or nothing).
+            let unique = m.baseName.split(separator: ",", maxSplits: 1, omittingEmptySubsequences: false)[0]
+            if byUnique[unique] == nil { byUnique[unique] = m.baseName }
+        }
+        return marks.map { mark in
+            guard let unique = mark.uniqueName, let name = byUnique.removeValue(forKey: Substring(unique)) else { return nil }
+            return .name(name)
+        }
     }
 }
 
 /// Messages arriving into a Maildir: one `MessageWriter` per message in `tmp/`, prepared
-/// before the transfer (their unique names are the recovery tokens), delivered together
+/// before the transfer (their unique names are their arrival marks), delivered together
 /// by one `DeliveryBatch` (one syncfs, renames, one directory fsync).
 final class MaildirIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by one transfer at a time
     let folder: MaildirFolder
@@ -157,14 +162,20 @@ final class MaildirIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed 
         batch = DeliveryBatch(folder: folder)
     }
 
-    func prepare(_ keys: [MessageKey]) throws -> [MessageKey: String] {
-        var tokens: [MessageKey: String] = [:]
+    func prepare(_ keys: [MessageKey]) throws {
         for key in keys {
             let writer = try folder.beginDelivery()
             writers[key] = writer
-            tokens[key] = writer.uniquePart
+            uniqueNames[key] = writer.uniquePart
         }
-        return tokens
+    }
+    private var uniqueNames: [MessageKey: String] = [:]
+
+    /// The unique part of each received message's file name: what recovery looks for.
+    var marks: [MessageKey: ArrivalMark] {
+        var result: [MessageKey: ArrivalMark] = [:]
+        for key in completed { if let name = uniqueNames[key] { result[key] = ArrivalMark(uniqueName: name) } }
+        return result
     }
 
     func begin(_ key: MessageKey, flags: MessageFlags, date: Int64?) throws {

@@ -1,0 +1,236 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+
+/// A TCP proxy on 127.0.0.1 in front of a real server's plain-text IMAP port, for faults a
+/// real server does not produce on its own: it follows the IMAP framing in both directions
+/// (lines and literals), so it can let a chosen command through and lose its tagged reply,
+/// as a network that failed at that instant would.
+///
+/// Test support only: loopback, one short-lived test at a time. Each direction of a
+/// connection is pumped by blocking calls on a queue of its own (simple, and the proxy is
+/// not the code under test).
+public final class FaultProxy: @unchecked Sendable {
+    public let port: UInt16
+    private let targetPort: UInt16
+    private let listenFD: Int32
+    private let lock = NSLockLite()
+    private var sockets: [Int32] = []
+    private var counts: [String: Int] = [:]
+    private var dropRule: (verb: String, occurrence: Int)?
+    private var tagsToDrop: Set<[UInt8]> = []
+    private var dropped = 0
+    private var stopped = false
+
+    /// Listens on a free port of 127.0.0.1 and forwards every connection to `targetPort`.
+    public init(targetPort: UInt16) throws {
+        self.targetPort = targetPort
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw FixtureError(message: "socket: \(errno)") }
+        var addr = loopback(port: 0)
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0, listen(fd, 16) == 0 else { close(fd); throw FixtureError(message: "bind/listen: \(errno)") }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        listenFD = fd
+        port = UInt16(bigEndian: addr.sin_port)
+        DispatchQueue(label: "fault-proxy.accept").async { [self] in acceptLoop() }
+    }
+
+    /// Loses the tagged reply to the `occurrence`-th command (1-based, counted over every
+    /// connection from now on) whose name is `verb` ("APPEND", "UID FETCH"): the command
+    /// reaches the server, which carries it out; its reply and everything after it on that
+    /// connection are dropped, and nothing more is forwarded in either direction, so the
+    /// client waits as if the network had failed right then. Once.
+    public func dropReply(to verb: String, occurrence: Int) {
+        lock.lock(); defer { lock.unlock() }
+        counts[verb.uppercased()] = 0
+        dropRule = (verb.uppercased(), occurrence)
+    }
+
+    /// How many replies were dropped so far.
+    public var droppedReplies: Int { lock.lock(); defer { lock.unlock() }; return dropped }
+
+    /// Commands named `verb` seen since the last `dropReply` for that verb (or the start).
+    public func commandCount(_ verb: String) -> Int { lock.lock(); defer { lock.unlock() }; return counts[verb.uppercased()] ?? 0 }
+
+    /// Closes the listening socket and every connection.
+    public func stop() {
+        lock.lock()
+        stopped = true
+        let open = sockets
+        sockets = []
+        lock.unlock()
+        shutdown(listenFD, Int32(SHUT_RDWR))
+        close(listenFD)
+        for fd in open { shutdown(fd, Int32(SHUT_RDWR)) }
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(listenFD, nil, nil)
+            if client < 0 {
+                if errno == EINTR { continue }
+                return   // stopped
+            }
+            let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            var addr = loopback(port: targetPort)
+            let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            if server < 0 || rc != 0 { close(client); if server >= 0 { close(server) }; continue }
+            lock.lock()
+            if stopped { lock.unlock(); close(client); close(server); return }
+            sockets += [client, server]
+            lock.unlock()
+            let link = Link()
+            let done = DispatchGroup()
+            for upstream in [true, false] {
+                done.enter()
+                DispatchQueue(label: "fault-proxy.pump").async { [self] in
+                    pump(from: upstream ? client : server, to: upstream ? server : client, upstream: upstream, link: link)
+                    shutdown(client, Int32(SHUT_RDWR))
+                    shutdown(server, Int32(SHUT_RDWR))
+                    done.leave()
+                }
+            }
+            done.notify(queue: DispatchQueue(label: "fault-proxy.close")) { [self] in
+                lock.lock()
+                sockets.removeAll { $0 == client || $0 == server }
+                lock.unlock()
+                close(client)
+                close(server)
+            }
+        }
+    }
+
+    /// One connection's shared fate: once a reply is dropped, both directions go silent.
+    private final class Link: @unchecked Sendable {
+        var silent = false
+    }
+
+    private func pump(from source: Int32, to destination: Int32, upstream: Bool, link: Link) {
+        var framer = IMAPFramer()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(source, &buffer, buffer.count, 0)
+            if n <= 0 { return }
+            var out: [UInt8] = []
+            for segment in framer.feed(buffer[0..<n]) {
+                lock.lock()
+                if link.silent { lock.unlock(); continue }
+                if upstream, case .commandStart(let tag, let verb) = segment.kind {
+                    counts[verb, default: 0] += 1
+                    if let rule = dropRule, rule.verb == verb, counts[verb] == rule.occurrence {
+                        tagsToDrop.insert(tag)
+                        dropRule = nil
+                    }
+                }
+                if !upstream, case .commandStart(let tag, _) = segment.kind, tagsToDrop.contains(tag) {
+                    tagsToDrop.remove(tag)
+                    dropped += 1
+                    link.silent = true
+                    lock.unlock()
+                    continue
+                }
+                lock.unlock()
+                out += segment.bytes
+            }
+            if !out.isEmpty && !sendAll(destination, out) { return }
+        }
+    }
+}
+
+/// Splits an IMAP byte stream (either direction) into lines and literal data, naming the
+/// tag and command of each line that starts a command or a response.
+struct IMAPFramer {
+    enum Kind: Equatable {
+        /// The first line of a command (client) or response (server): its tag and, for a
+        /// command, its name ("UID FETCH"); a server's first word after the tag is its status.
+        case commandStart(tag: [UInt8], verb: String)
+        /// Any other line or part of one (continuations after a literal, untagged data).
+        case other
+        /// Literal data.
+        case literal
+    }
+    struct Segment {
+        var kind: Kind
+        var bytes: [UInt8]
+    }
+
+    private var line: [UInt8] = []
+    private var literalLeft = 0
+    private var atStart = true
+
+    mutating func feed(_ chunk: ArraySlice<UInt8>) -> [Segment] {
+        var segments: [Segment] = []
+        var i = chunk.startIndex
+        while i < chunk.endIndex {
+            if literalLeft > 0 {
+                let take = min(literalLeft, chunk.endIndex - i)
+                segments.append(Segment(kind: .literal, bytes: Array(chunk[i..<i + take])))
+                literalLeft -= take
+                i += take
+                continue
+            }
+            let b = chunk[i]
+            line.append(b)
+            i += 1
+            guard b == 10 else { continue }
+            let complete = line
+            line = []
+            let kind: Kind = atStart ? Self.start(of: complete) : .other
+            segments.append(Segment(kind: kind, bytes: complete))
+            if let n = Self.literalLength(endingLine: complete) {
+                literalLeft = n
+                atStart = false
+            } else {
+                atStart = true
+            }
+        }
+        return segments
+    }
+
+    static func start(of line: [UInt8]) -> Kind {
+        let words = line.split(separator: 32, maxSplits: 3, omittingEmptySubsequences: false).map { Array($0) }
+        guard words.count >= 2, let tag = words.first, tag != [42], tag != [43] else { return .other }   // not "*" or "+"
+        func word(_ w: [UInt8]) -> String {
+            String(decoding: w.filter { $0 != 13 && $0 != 10 }, as: UTF8.self).uppercased()
+        }
+        var verb = word(words[1])
+        if verb == "UID", words.count >= 3 { verb += " " + word(words[2]) }
+        return .commandStart(tag: tag, verb: verb)
+    }
+
+    /// N when the line ends with a literal's announcement `{N}`, `{N+}` or `~{N}`.
+    static func literalLength(endingLine line: [UInt8]) -> Int? {
+        var end = line.count
+        while end > 0 && (line[end - 1] == 10 || line[end - 1] == 13) { end -= 1 }
+        guard end >= 3, line[end - 1] == 125 else { return nil }   // "}"
+        var j = end - 2
+        if line[j] == 43 || line[j] == 45 { j -= 1 }              // "+" / "-" (LITERAL+/-)
+        var value = 0, digits = 0
+        while j >= 0, line[j] >= 48 && line[j] <= 57 { j -= 1; digits += 1 }
+        guard digits > 0, j >= 0, line[j] == 123 else { return nil }   // "{"
+        for d in line[(j + 1)..<(j + 1 + digits)] { value = value * 10 + Int(d - 48) }
+        return value
+    }
+}
+
+private func loopback(port: UInt16) -> sockaddr_in {
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = port.bigEndian
+    return addr
+}
+
+private func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        offset += n
+    }
+    return true
+}
