@@ -57,6 +57,8 @@ let package = Package(
 
         // Test helpers: the real Dovecot fixture, subprocess running, temp dirs.
         .target(name: "TestSupport", dependencies: ["Support", "CSupport"], path: "Tests/TestSupport"),
+        // The fault-injecting proxy of TestSupport as a command, for scripts (scripts/torture).
+        .executableTarget(name: "faultproxy", dependencies: ["TestSupport"], path: "Tests/FaultProxyTool"),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "IMAP", "POP3", "TestSupport"]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "TestSupport"]),
         .testTarget(name: "CLITests", dependencies: ["TestSupport", "mailmirror"]),

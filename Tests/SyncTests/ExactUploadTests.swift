@@ -100,10 +100,14 @@ import TestSupport
         big += Array("--b--\n".utf8)
         files.append(big)
         for f in files { try deliverExactly(a, "INBOX", f) }
+        // A folder new here is created on the server, then filled: same bytes.
+        let inNewFolder = Array("Message-ID: <newfolder@x>\nSubject: in a folder made by this pass\n\nbody".utf8)
+        try deliverExactly(a, "Projects", inNewFolder)
 
         let first = try await a.sync()
         #expect(first.status == 0, "\(first.standardOutput)\(first.standardError)")
         try await expectExactMirror(a, files, "upload")
+        #expect(try await a.serverMessages("Projects").values.map { lfForm($0.body) } == [inNewFolder])
 
         // A second machine downloads them: its files are the same bytes.
         let other = TemporaryDirectory("mailmirror-second")

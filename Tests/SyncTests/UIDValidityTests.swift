@@ -54,6 +54,9 @@ import TestSupport
         let expected = (ids(originals) + ["local-extra", "server-extra"]).sorted()
         #expect(ids(server.values.map(\.body)) == expected)
         #expect(ids(local.map(\.body)) == expected)
+        // The local extra carried over is byte for byte its file (invariant 5).
+        let carried = server.values.first { ids([$0.body]) == ["local-extra"] }.map { lf($0.body) }
+        #expect(carried == lf(mail("local-extra")))
         // The matched messages kept their files (same base names).
         let names = Set(local.map(\.name))
         #expect(filesBefore.isSubset(of: names), "\(filesBefore.subtracting(names))")

@@ -112,6 +112,7 @@ public final class DovecotFixture: Sendable {
 /// The fixture could not be set up.
 public struct FixtureError: Error, CustomStringConvertible {
     public var message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 

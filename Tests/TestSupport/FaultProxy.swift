@@ -3,15 +3,22 @@ import Glibc
 #endif
 import Dispatch
 
-/// A TCP proxy on 127.0.0.1 in front of a real server's plain-text IMAP port, for faults a
-/// real server does not produce on its own: it follows the IMAP framing in both directions
-/// (lines and literals), so it can let a chosen command through and lose its tagged reply,
-/// as a network that failed at that instant would.
+/// A TCP proxy on 127.0.0.1 in front of a real server, for faults a real server does not
+/// produce on its own: cut a connection after a given number of bytes in either direction
+/// (FIN or RST), stall it, slow it down, refuse connections, and — on a plain-text IMAP port,
+/// where it follows the framing in both directions (lines and literals) — let a chosen
+/// command through and lose its tagged reply, as a network failing at that instant would.
 ///
-/// Test support only: loopback, one short-lived test at a time. Each direction of a
-/// connection is pumped by blocking calls on a queue of its own (simple, and the proxy is
-/// not the code under test).
+/// Faults are armed by the test (or by `faultproxy`, the command-line wrapper for scripts)
+/// and each fires once. Test support only: loopback, one short-lived test at a time. Each
+/// direction of a connection is pumped by blocking calls on a queue of its own (simple; the
+/// proxy is not the code under test).
 public final class FaultProxy: @unchecked Sendable {
+    /// Which way bytes travel.
+    public enum Direction: Sendable, Equatable {
+        case toServer, toClient
+    }
+
     public let port: UInt16
     private let targetPort: UInt16
     private let listenFD: Int32
@@ -22,35 +29,81 @@ public final class FaultProxy: @unchecked Sendable {
     private var tagsToDrop: Set<[UInt8]> = []
     private var dropped = 0
     private var stopped = false
+    private var connectionCount = 0
+    private var cutRule: (direction: Direction, offset: Int, reset: Bool, connection: Int?)?
+    private var cuts = 0
+    private var stallRule: (direction: Direction, offset: Int, seconds: Double, connection: Int?)?
+    private var stalls = 0
+    private var refusals = 0
+    private var refused = 0
+    /// Milliseconds each chunk is held before it is forwarded (both directions).
+    public var latencyMilliseconds: Int {
+        get { lock.lock(); defer { lock.unlock() }; return latency }
+        set { lock.lock(); latency = newValue; lock.unlock() }
+    }
+    private var latency = 0
 
-    /// Listens on a free port of 127.0.0.1 and forwards every connection to `targetPort`.
-    public init(targetPort: UInt16) throws {
+    /// Listens on a free port of 127.0.0.1 (or `listenPort`) and forwards every connection
+    /// to `targetPort`. `imapFraming`: the stream is plain-text IMAP (needed by `dropReply`);
+    /// otherwise bytes are forwarded as they come (TLS, POP3).
+    public init(targetPort: UInt16, listenPort: UInt16 = 0, imapFraming: Bool = true) throws {
         self.targetPort = targetPort
+        self.imapFraming = imapFraming
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw FixtureError(message: "socket: \(errno)") }
-        var addr = loopback(port: 0)
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var addr = loopback(port: listenPort)
         let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0, listen(fd, 16) == 0 else { close(fd); throw FixtureError(message: "bind/listen: \(errno)") }
+        guard rc == 0, listen(fd, 64) == 0 else { close(fd); throw FixtureError(message: "bind/listen on 127.0.0.1:\(listenPort): \(errno)") }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
         listenFD = fd
         port = UInt16(bigEndian: addr.sin_port)
         DispatchQueue(label: "fault-proxy.accept").async { [self] in acceptLoop() }
     }
+    private let imapFraming: Bool
 
     /// Loses the tagged reply to the `occurrence`-th command (1-based, counted over every
     /// connection from now on) whose name is `verb` ("APPEND", "UID FETCH"): the command
     /// reaches the server, which carries it out; its reply and everything after it on that
     /// connection are dropped, and nothing more is forwarded in either direction, so the
-    /// client waits as if the network had failed right then. Once.
+    /// client waits as if the network had failed right then. Once. Needs `imapFraming`.
     public func dropReply(to verb: String, occurrence: Int) {
         lock.lock(); defer { lock.unlock() }
         counts[verb.uppercased()] = 0
         dropRule = (verb.uppercased(), occurrence)
     }
 
+    /// Cuts a connection once exactly `offset` bytes have passed in `direction` (the
+    /// `connection`-th one accepted, 1-based; nil: the first to get there): both sockets
+    /// are closed, with a FIN, or with an RST when `reset`. Once.
+    public func cut(_ direction: Direction, afterBytes offset: Int, reset: Bool = false, connection: Int? = nil) {
+        lock.lock(); defer { lock.unlock() }
+        cutRule = (direction, offset, reset, connection)
+    }
+
+    /// Holds a connection for `seconds` once `offset` bytes have passed in `direction`
+    /// (nothing is forwarded that way meanwhile), then goes on. Once.
+    public func stall(_ direction: Direction, afterBytes offset: Int, seconds: Double, connection: Int? = nil) {
+        lock.lock(); defer { lock.unlock() }
+        stallRule = (direction, offset, seconds, connection)
+    }
+
+    /// Refuses the next `count` connections: accepted, then reset at once.
+    public func refuse(next count: Int) {
+        lock.lock(); defer { lock.unlock() }
+        refusals = count
+    }
+
     /// How many replies were dropped so far.
     public var droppedReplies: Int { lock.lock(); defer { lock.unlock() }; return dropped }
+    /// How many connections were cut, stalled, refused so far.
+    public var cutConnections: Int { lock.lock(); defer { lock.unlock() }; return cuts }
+    public var stalledConnections: Int { lock.lock(); defer { lock.unlock() }; return stalls }
+    public var refusedConnections: Int { lock.lock(); defer { lock.unlock() }; return refused }
+    /// Connections accepted so far (refused ones included).
+    public var connections: Int { lock.lock(); defer { lock.unlock() }; return connectionCount }
 
     /// Commands named `verb` seen since the last `dropReply` for that verb (or the start).
     public func commandCount(_ verb: String) -> Int { lock.lock(); defer { lock.unlock() }; return counts[verb.uppercased()] ?? 0 }
@@ -74,6 +127,13 @@ public final class FaultProxy: @unchecked Sendable {
                 if errno == EINTR { continue }
                 return   // stopped
             }
+            lock.lock()
+            connectionCount += 1
+            let number = connectionCount
+            let refuse = refusals > 0
+            if refuse { refusals -= 1; refused += 1 }
+            lock.unlock()
+            if refuse { lingerZero(client); close(client); continue }
             let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             var addr = loopback(port: targetPort)
             let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
@@ -82,14 +142,17 @@ public final class FaultProxy: @unchecked Sendable {
             if stopped { lock.unlock(); close(client); close(server); return }
             sockets += [client, server]
             lock.unlock()
-            let link = Link()
+            let link = Link(number: number, client: client, server: server)
             let done = DispatchGroup()
             for upstream in [true, false] {
                 done.enter()
                 DispatchQueue(label: "fault-proxy.pump").async { [self] in
                     pump(from: upstream ? client : server, to: upstream ? server : client, upstream: upstream, link: link)
-                    shutdown(client, Int32(SHUT_RDWR))
-                    shutdown(server, Int32(SHUT_RDWR))
+                    // After an RST cut only the reading side is shut (no FIN goes out); the
+                    // close below then resets the connection.
+                    let how = link.wasReset ? Int32(SHUT_RD) : Int32(SHUT_RDWR)
+                    shutdown(client, how)
+                    shutdown(server, how)
                     done.leave()
                 }
             }
@@ -103,41 +166,106 @@ public final class FaultProxy: @unchecked Sendable {
         }
     }
 
-    /// One connection's shared fate: once a reply is dropped, both directions go silent.
+    /// One connection's shared fate.
     private final class Link: @unchecked Sendable {
+        let number: Int
+        let client: Int32
+        let server: Int32
+        /// A reply was dropped: both directions go silent.
         var silent = false
+        /// Cut with an RST: its sockets linger 0, so closing them resets the connection.
+        var wasReset = false
+        var passed: [Bool: Int] = [true: 0, false: 0]
+        init(number: Int, client: Int32, server: Int32) { self.number = number; self.client = client; self.server = server }
     }
 
     private func pump(from source: Int32, to destination: Int32, upstream: Bool, link: Link) {
         var framer = IMAPFramer()
         var buffer = [UInt8](repeating: 0, count: 65536)
+        let direction: Direction = upstream ? .toServer : .toClient
         while true {
             let n = recv(source, &buffer, buffer.count, 0)
             if n <= 0 { return }
             var out: [UInt8] = []
-            for segment in framer.feed(buffer[0..<n]) {
-                lock.lock()
-                if link.silent { lock.unlock(); continue }
-                if upstream, case .commandStart(let tag, let verb) = segment.kind {
-                    counts[verb, default: 0] += 1
-                    if let rule = dropRule, rule.verb == verb, counts[verb] == rule.occurrence {
-                        tagsToDrop.insert(tag)
-                        dropRule = nil
+            if imapFraming {
+                for segment in framer.feed(buffer[0..<n]) {
+                    lock.lock()
+                    if link.silent { lock.unlock(); continue }
+                    if upstream, case .commandStart(let tag, let verb) = segment.kind {
+                        counts[verb, default: 0] += 1
+                        if let rule = dropRule, rule.verb == verb, counts[verb] == rule.occurrence {
+                            tagsToDrop.insert(tag)
+                            dropRule = nil
+                        }
                     }
-                }
-                if !upstream, case .commandStart(let tag, _) = segment.kind, tagsToDrop.contains(tag) {
-                    tagsToDrop.remove(tag)
-                    dropped += 1
-                    link.silent = true
+                    if !upstream, case .commandStart(let tag, _) = segment.kind, tagsToDrop.contains(tag) {
+                        tagsToDrop.remove(tag)
+                        dropped += 1
+                        link.silent = true
+                        lock.unlock()
+                        continue
+                    }
                     lock.unlock()
-                    continue
+                    out += segment.bytes
                 }
-                lock.unlock()
-                out += segment.bytes
+            } else {
+                out = Array(buffer[0..<n])
             }
-            if !out.isEmpty && !sendAll(destination, out) { return }
+            if !forward(out, to: destination, direction: direction, link: link) { return }
         }
     }
+
+    /// Sends `bytes` on, applying latency, a stall or a cut whose offset falls inside them.
+    /// False when the connection is over.
+    private func forward(_ bytes: [UInt8], to destination: Int32, direction: Direction, link: Link) -> Bool {
+        var rest = bytes[...]
+        while !rest.isEmpty {
+            lock.lock()
+            let before = link.passed[direction == .toServer]!
+            let delay = latency
+            var take = rest.count
+            var action: (cut: Bool, reset: Bool, stall: Double)?
+            if let rule = cutRule, rule.direction == direction, rule.connection.map({ $0 == link.number }) ?? true,
+               before + rest.count >= rule.offset {
+                take = max(0, rule.offset - before)
+                action = (true, rule.reset, 0)
+                cutRule = nil
+                cuts += 1
+            } else if let rule = stallRule, rule.direction == direction, rule.connection.map({ $0 == link.number }) ?? true,
+                      before + rest.count >= rule.offset {
+                take = max(0, rule.offset - before)
+                action = (false, false, rule.seconds)
+                stallRule = nil
+                stalls += 1
+            }
+            link.passed[direction == .toServer] = before + take
+            lock.unlock()
+            if delay > 0 { usleep(UInt32(delay) * 1000) }
+            if take > 0 && !sendAll(destination, Array(rest.prefix(take))) { return false }
+            rest = rest.dropFirst(take)
+            guard let action else { continue }
+            if action.cut {
+                if action.reset {
+                    lock.lock()
+                    link.wasReset = true
+                    lock.unlock()
+                    for fd in [link.client, link.server] { lingerZero(fd); shutdown(fd, Int32(SHUT_RD)) }
+                } else {
+                    shutdown(link.client, Int32(SHUT_RDWR))
+                    shutdown(link.server, Int32(SHUT_RDWR))
+                }
+                return false
+            }
+            usleep(UInt32(action.stall * 1_000_000))
+        }
+        return true
+    }
+}
+
+/// Makes a later close of the socket send an RST instead of a FIN (SO_LINGER 0).
+private func lingerZero(_ fd: Int32) {
+    var l = linger(l_onoff: 1, l_linger: 0)
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
 }
 
 /// Splits an IMAP byte stream (either direction) into lines and literal data, naming the
