@@ -27,6 +27,32 @@ func events(_ input: [UInt8], splitAt points: [Int] = [], options: ParserOptions
 
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
+/// A section spec in a FETCH response is found by its value, whatever the spelling.
+@Suite struct SectionSpecTests {
+    @Test(arguments: [
+        "HEADER.FIELDS (MESSAGE-ID DATE)",
+        "HEADER.FIELDS (\"MESSAGE-ID\" \"DATE\")",       // Courier: field names as quoted strings
+        "header.fields (message-id \"Date\")",
+        "HEADER.FIELDS  ( MESSAGE-ID   DATE )",
+        "HEADER.FIELDS (\"MESSAGE\\-ID\" DATE)",          // a needless escape in a quoted string
+    ])
+    func spellingsOfOneSection(_ spelling: String) throws {
+        #expect(SectionSpec.canonical(bytes(spelling)) == bytes("HEADER.FIELDS (MESSAGE-ID DATE)"))
+        let response = "* 1 FETCH (UID 7 BODY[\(spelling)] {21}\r\nMessage-ID: <a@b>\r\n\r\n)\r\n"
+        var messages: [FetchedMessage] = []
+        for case .response(.untagged(.fetch(let seq, let attributes))) in try events(bytes(response)) {
+            messages.append(FetchedMessage(sequence: seq, attributes: attributes))
+        }
+        #expect(messages.first?.sections[bytes("HEADER.FIELDS (MESSAGE-ID DATE)")] == bytes("Message-ID: <a@b>\r\n\r\n"))
+    }
+
+    @Test func otherSectionsStayApart() {
+        #expect(SectionSpec.canonical(bytes("")) == [])
+        #expect(SectionSpec.canonical(bytes("1.2.mime")) == bytes("1.2.MIME"))
+        #expect(SectionSpec.canonical(bytes("HEADER.FIELDS.NOT (X-A)")) != SectionSpec.canonical(bytes("HEADER.FIELDS (X-A)")))
+    }
+}
+
 @Suite struct ParserTests {
     static let cases: [(String, [ParserEvent])] = [
         ("* OK IMAP4rev1 Service Ready\r\n", [.response(.untagged(.condition(.ok, nil, bytes("IMAP4rev1 Service Ready"))))]),

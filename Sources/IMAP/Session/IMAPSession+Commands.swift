@@ -30,7 +30,8 @@ public struct FetchedMessage: Sendable, Equatable {
     public var internalDate: Int64?
     public var size: Int64?
     public var modSeq: ModSeq?
-    /// Inline body sections (e.g. HEADER.FIELDS), by section text.
+    /// Inline body sections (e.g. HEADER.FIELDS), by canonical section text
+    /// (`SectionSpec.canonical`: look up `HEADER.FIELDS (MESSAGE-ID)` whatever the server's spelling).
     public var sections: [[UInt8]: [UInt8]] = [:]
 
     init(sequence: Int, attributes: [FetchAttribute]) {
@@ -42,7 +43,7 @@ public struct FetchedMessage: Sendable, Equatable {
             case .internalDate(let d): internalDate = d
             case .rfc822Size(let s): size = s
             case .modSeq(let m): modSeq = m
-            case let .body(section, _, .inline(data)): sections[section.map(asciiUpper)] = data
+            case let .body(section, _, .inline(data)): sections[SectionSpec.canonical(section)] = data
             case .body, .other: break
             }
         }
