@@ -83,7 +83,7 @@ for sig in [SIGTERM, SIGINT] {
     let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
     source.setEventHandler {
         proxy.stop()
-        print("connections=\(proxy.connections) cuts=\(proxy.cutConnections) stalls=\(proxy.stalledConnections) refused=\(proxy.refusedConnections) dropped=\(proxy.droppedReplies)")
+        print("connections=\(proxy.connections) cuts=\(proxy.cutConnections) stalls=\(proxy.stalledConnections) refused=\(proxy.refusedConnections) dropped=\(proxy.droppedReplies) to_server=\(proxy.bytesForwarded.toServer) to_client=\(proxy.bytesForwarded.toClient)")
         fflush(nil)
         exit(0)
     }

@@ -102,6 +102,9 @@ public final class FaultProxy: @unchecked Sendable {
     public var cutConnections: Int { lock.lock(); defer { lock.unlock() }; return cuts }
     public var stalledConnections: Int { lock.lock(); defer { lock.unlock() }; return stalls }
     public var refusedConnections: Int { lock.lock(); defer { lock.unlock() }; return refused }
+    /// Bytes forwarded so far, over every connection.
+    public var bytesForwarded: (toServer: Int, toClient: Int) { lock.lock(); defer { lock.unlock() }; return (forwarded[true]!, forwarded[false]!) }
+    private var forwarded: [Bool: Int] = [true: 0, false: 0]
     /// Connections accepted so far (refused ones included).
     public var connections: Int { lock.lock(); defer { lock.unlock() }; return connectionCount }
 
@@ -239,6 +242,7 @@ public final class FaultProxy: @unchecked Sendable {
                 stalls += 1
             }
             link.passed[direction == .toServer] = before + take
+            forwarded[direction == .toServer]! += take
             lock.unlock()
             if delay > 0 { usleep(UInt32(delay) * 1000) }
             if take > 0 && !sendAll(destination, Array(rest.prefix(take))) { return false }
