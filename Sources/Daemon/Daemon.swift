@@ -111,12 +111,24 @@ public final class Daemon: @unchecked Sendable {   // its state lives on `queue`
         notifier.notify("STOPPING=1")
         logger.info("stopping")
         let all = queue.sync { Array(runners.values) }
-        await withTaskGroup(of: Void.self) { group in
-            for runner in all { group.addTask { await runner.stop() } }
-            group.addTask { try? await Task.sleep(for: .seconds(4)) }   // never more than ~4 s
-            _ = await group.next()
-            if all.isEmpty { return }
-            group.cancelAll()
+        // Never more than ~4 s: a runner whose connection hangs (a stalled server) is not
+        // waited for — a task group would wait for every child even after cancelAll, so the
+        // stops run unstructured and whichever comes first, all stopped or the deadline, ends
+        // the wait. Every transfer is journaled: ending at any instant is safe.
+        if !all.isEmpty {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let once = ResumeOnce(continuation)
+                Task {
+                    await withTaskGroup(of: Void.self) { group in
+                        for runner in all { group.addTask { await runner.stop() } }
+                    }
+                    once.resume()
+                }
+                Task {
+                    try? await Task.sleep(for: .seconds(4))
+                    once.resume()
+                }
+            }
         }
         removeStatusFile()
         return 0
@@ -245,4 +257,15 @@ func clockSeconds(_ clock: clockid_t) -> Double {
     var ts = timespec()
     clock_gettime(clock, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// Resumes a continuation once, from whichever caller comes first.
+private final class ResumeOnce: @unchecked Sendable {   // guarded by `lock`
+    private var continuation: CheckedContinuation<Void, Never>?
+    private let lock = DispatchQueue(label: "mailmirror.resume-once")
+    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
+    func resume() {
+        let c: CheckedContinuation<Void, Never>? = lock.sync { defer { continuation = nil }; return continuation }
+        c?.resume()
+    }
 }

@@ -61,6 +61,13 @@ public struct FolderReport: Sendable {
     }
 }
 
+/// A folder pass that failed, with what it did before (downloads and uploads recorded).
+struct FolderPassFailed: Error, CustomStringConvertible {
+    var report: FolderReport
+    var underlying: any Error
+    var description: String { "\(underlying)" }
+}
+
 /// Failures of the sync engine that are not protocol or file errors.
 public enum SyncError: Error, Sendable, CustomStringConvertible {
     /// A POP3 account now names another mailbox than the one its remembered UIDLs came from.

@@ -27,15 +27,27 @@ struct FolderSync {
     /// (the session is free until the next folder's pass: see `IMAPFolderStore.sendOpenAhead`).
     var whenServerIdle: (@Sendable () async -> Void)?
 
+    /// One pass over a folder. A pass that fails throws `FolderPassFailed`, which carries
+    /// what the pass did before it failed (counts a user reads must be true).
     func sync(far: IMAPFolderStore, near: MaildirFolderStore, folder: [String], record initial: FolderRecord,
               status: MailboxStatus? = nil) async throws -> FolderReport {
         var report = FolderReport(folder: folder)
+        do {
+            try await pass(far: far, near: near, folder: folder, record: initial, status: status, report: &report)
+        } catch {
+            throw FolderPassFailed(report: report, underlying: error)
+        }
+        return report
+    }
+
+    private func pass(far: IMAPFolderStore, near: MaildirFolderStore, folder: [String], record initial: FolderRecord,
+                      status: MailboxStatus?, report: inout FolderReport) async throws {
         var record = initial
         let log = logger.with(context: account.name + "/" + FolderNaming.displayName(folder))
         // Fast path: the server says nothing moved (LIST-STATUS: UIDVALIDITY, UIDNEXT,
         // HIGHESTMODSEQ) and the Maildir's cur/ and new/ were not touched since the last
         // pass: nothing to do, not even a SELECT.
-        if try isUnchanged(status: status, record: record, folder: near.folder) { return report }
+        if try isUnchanged(status: status, record: record, folder: near.folder) { return }
         let name = FolderNaming.displayName(folder)
         Trace.mark("\(name): start")
         let opening = try openArguments(record: record, status: status)
@@ -69,7 +81,7 @@ struct FolderSync {
             }
         }
         if !dryRun { report.recovered = try await recover(record: record, far: far, near: near, log: log) }
-        if try await syncChangesOnly(far: far, near: near, selected: selected, record: &record, report: &report, log: log) { return report }
+        if try await syncChangesOnly(far: far, near: near, selected: selected, record: &record, report: &report, log: log) { return }
 
         let knownPairs = try state.pairs(in: record.id)
         let farMessages: [MessageKey: StoreMessage]
@@ -125,13 +137,12 @@ struct FolderSync {
         if dryRun {
             report.downloaded = plan.downloads.count
             report.uploaded = plan.uploads.count
-            return report
+            return
         }
 
         try await carryOut(plan, far: far, near: near, farMessages: farMessages, nearMessages: nearMessages, local: local,
                            localIsComplete: true, markerBeforeScan: markerBeforeScan, selected: selected, pairs: knownPairs,
                            record: &record, report: &report, log: log)
-        return report
     }
 
     /// Counts what a plan does into the report, and warns about deletions it holds back.
@@ -244,19 +255,18 @@ struct FolderSync {
             plan.downloads.removeAll { troubled[$0]?.failed == true }
             report.unfetchable = before - plan.downloads.count
         }
-        report.downloaded = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) },
+        _ = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) }, tally: &report.downloaded,
                                                flags: farMessages.mapValues(\.flags), sizes: farMessages.compactMapValues(\.size),
                                                kind: .download, record: record, log: log,
                                                afterLastReceive: plan.uploads.isEmpty ? whenServerIdle : nil,
                                                alone: Set(troubled.keys)) { from, to in
             if let name = to.name { downloadedNames[name] = FlagMapping.mirrored(farMessages[from]?.flags ?? MessageFlags()) }
-        }.moved
+        }
         // A flag the folder cannot keep is not sent with an upload either (it stays local).
         let unstorable = FlagMapping.unstorable(selected.permanentFlags).letters
-        let uploads = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) },
+        let uploads = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) }, tally: &report.uploaded,
                                          flags: nearMessages.mapValues { m in var f = m.flags; for l in unstorable { f.remove(l) }; return f },
                                          kind: .upload, record: record, log: log)
-        report.uploaded = uploads.moved
         report.refusedUploads = uploads.refused.count
         if !uploads.refused.isEmpty {
             try state.transaction {
@@ -352,7 +362,8 @@ struct FolderSync {
     /// how it is found there after a crash — is journaled (synchronous=FULL, or flushed with
     /// the batch), the destination makes them visible and durable, and only then are the new
     /// pairs recorded and the journal resolved (docs/recovery.md).
-    func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], flags: [MessageKey: MessageFlags],
+    /// `tally` counts the messages moved as each batch is recorded (true after a failure too).
+    func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], tally: inout Int, flags: [MessageKey: MessageFlags],
                   sizes: [MessageKey: Int64] = [:], kind: JournalKind, record: FolderRecord, log: Logger,
                   afterLastReceive: (@Sendable () async -> Void)? = nil, alone: Set<UID> = [],
                   moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> (moved: Int, refused: [(key: MessageKey, reason: String)]) {
@@ -411,6 +422,7 @@ struct FolderSync {
                 }
                 for (from, to) in mapping { onMoved(from, to) }
                 moved += mapping.count
+                tally += mapping.count
                 progress?.update(label, done: moved, total: keys.count)
                 let fetchedAlone = chunk.compactMap(\.uid).filter(alone.contains)
                 if !fetchedAlone.isEmpty { try state.forgetUnfetchable(in: record.id, uids: fetchedAlone) }

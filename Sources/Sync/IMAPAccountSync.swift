@@ -329,13 +329,20 @@ public struct IMAPAccountSync: Sendable {
                 r.created = item.created
                 await broker?.finish(item.record)
                 reports.append(r)
-            } catch {
+            } catch let failure {
+                let error = (failure as? FolderPassFailed)?.underlying ?? failure
                 logger.error("\(account.name)/\(FolderNaming.displayName(item.folder)): \(error)")
                 if !dryRun, var record = try? state.folderRecord(id: item.record) {
                     record.lastError = "\(error)"
                     try? state.updateFolder(record)
                 }
-                reports.append(await failed(item, error))
+                var report = await failed(item, error)
+                if let done = (failure as? FolderPassFailed)?.report {   // what it did before failing
+                    let why = report.error
+                    report = done
+                    report.error = why
+                }
+                reports.append(report)
                 if await session.closedReason != nil {   // the session is gone: leave the rest to the others
                     if let (ahead, _) = next.item { reports.append(await failed(ahead, error)) }   // taken already
                     break

@@ -93,7 +93,7 @@ enum SyncCommand {
                 if folder.error != nil || folder.heldDeletions > 0 || folder.refusedUploads > 0 { problems += 1 }
                 let name = "\(account.name)/\(FolderNaming.displayName(folder.folder))"
                 if let error = folder.error {
-                    lines.append("\(name): failed: \(error)")
+                    lines.append("\(name): \(folder.summary.map { $0 + ", then " } ?? "")failed: \(error)")
                 } else if let summary = folder.summary {
                     lines.append("\(name): \(dryRun ? "would be " : "")\(summary)")
                 }

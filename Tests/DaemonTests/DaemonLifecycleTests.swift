@@ -85,7 +85,12 @@ import TestSupport
     }
 
     @Test func sigtermDuringALargeInitialDownloadThenSyncCompletes() async throws {
-        let a = try DaemonAccount(fixture)
+        // The download stalls halfway (a proxy holds the server's bytes for 30 s), so the
+        // SIGTERM lands in the middle of it however fast or loaded the machine is.
+        let proxy = try FaultProxy(targetPort: fixture.imapsPort, imapFraming: false)
+        defer { proxy.stop() }
+        proxy.stall(.toClient, afterBytes: 12 << 20, seconds: 30)
+        let a = try DaemonAccount(fixture, port: proxy.port)
         defer { a.dir.remove() }
         let s = try await a.session()
         // 3,000 messages of ~8 KB: a download of seconds, not one the poll below could miss
@@ -102,7 +107,7 @@ import TestSupport
         let process = daemon.process
         try await runBlocking(label: "test.wait-download") {
             let deadline = monotonicSeconds() + 60
-            while a.localCount() < 200 && monotonicSeconds() < deadline && !process.hasExited { usleep(2000) }
+            while (a.localCount() < 200 || proxy.stalledConnections == 0) && monotonicSeconds() < deadline && !process.hasExited { usleep(2000) }
         }
         #expect(a.localCount() < 3000, "the download was still running when SIGTERM came")
         let start = monotonicSeconds()

@@ -62,8 +62,12 @@ struct DaemonAccount {
     var maildir: String { dir.path + "/mail" }
     var config: String { dir.path + "/config.toml" }
 
-    init(_ fixture: DovecotFixture, extra: String = "") throws {
+    /// Connect here instead of the fixture's IMAPS port (a raw `FaultProxy` in front of it: TLS passes through).
+    let port: UInt16?
+
+    init(_ fixture: DovecotFixture, extra: String = "", port: UInt16? = nil) throws {
         self.fixture = fixture
+        self.port = port
         user = try fixture.makeUser("daemon")
         dir = TemporaryDirectory("mailmirror-daemon")
         write(extra: extra)
@@ -75,7 +79,7 @@ struct DaemonAccount {
         [[account]]
         name = "\(name)"
         host = "127.0.0.1"
-        port = \(fixture.imapsPort)
+        port = \(port ?? fixture.imapsPort)
         ca_file = "\(fixture.caFile)"
         username = "\(u.name)"
         password_command = "echo \(u.password)"

@@ -25,6 +25,9 @@ import Transport
             addr.sin_port = port.bigEndian
             let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
             guard rc == 0 else { throw FixtureError(message: "connect: \(errno)") }
+            setTimeout(timeout)
+        }
+        func setTimeout(_ timeout: Double) {
             var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1_000_000))
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         }
@@ -112,13 +115,17 @@ import Transport
         defer { proxy.stop() }
         let user = try fixture.makeUser("proxy")
         proxy.dropReply(to: "APPEND", occurrence: 1)
-        let c = try Client(port: proxy.port, timeout: 1.5)
+        let c = try Client(port: proxy.port, timeout: 30)
         defer { c.close() }
         _ = c.read(until: "\r\n")
         c.send("a1 LOGIN \(user.name) \(user.password)\r\n")
         #expect(c.read(until: "a1 OK").end == -1)
         let message = "Subject: x\r\n\r\nbody\r\n"
         c.send("a2 APPEND INBOX {\(message.utf8.count)+}\r\n\(message)\r\n")
+        // The server has the command; wait (bounded) until its reply reached the proxy and was dropped.
+        let deadline = monotonicSeconds() + 30
+        while proxy.droppedReplies == 0 && monotonicSeconds() < deadline { usleep(5000) }
+        c.setTimeout(1)
         let (reply, end) = c.read()
         #expect(!String(decoding: reply, as: UTF8.self).contains("a2 "), "the tagged reply is lost")
         #expect(end == EAGAIN || end == EWOULDBLOCK, "the connection stays open and silent: \(end)")
