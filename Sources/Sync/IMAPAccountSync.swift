@@ -438,80 +438,105 @@ public struct IMAPAccountSync: Sendable {
         func record(_ folder: [String], _ mailbox: MailboxName) throws -> FolderRecord {
             try state.folder(of: accountID, remoteName: mailbox.bytes, localName: MaildirLayout.fs.relativePath(for: folder))
         }
-        if !dryRun && policy.writesLocal { for folder in noselect where !local.contains(folder) { try store.createPlainDirectory(folder) } }
+        if !dryRun && policy.writesLocal {
+            for folder in noselect where !local.contains(folder) {
+                do { try store.createPlainDirectory(folder) } catch {
+                    guard Self.failsOneFolder(error) else { throw error }
+                    log.error("\(FolderNaming.displayName(folder).prefix(120)): \(error)")
+                }
+            }
+        }
 
         for folder in Set(remote.keys).union(local).subtracting(renamed).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             let name = FolderNaming.displayName(folder)
-            switch (remote[folder], local.contains(folder), known[folder]) {
-            case let (mailbox?, true, _):
-                work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id, status: statuses[mailbox]))
-            case let (mailbox?, false, previous?):
-                // Deleted locally since the last pass: delete on the server only if empty there.
-                let status = try await session.status(mailbox, items: [.messages])
-                if (status.messages ?? 1) == 0 && policy.writesRemote && !mailbox.isInbox {
-                    if !dryRun {
-                        try await session.delete(mailbox)
-                        try state.deleteFolder(previous.id)
+            // A folder that cannot be set up (a name too long for a path, a server's NO to
+            // CREATE) fails alone: the others still sync.
+            do {
+                switch (remote[folder], local.contains(folder), known[folder]) {
+                case let (mailbox?, true, _):
+                    work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id, status: statuses[mailbox]))
+                case let (mailbox?, false, previous?):
+                    // Deleted locally since the last pass: delete on the server only if empty there.
+                    let status = try await session.status(mailbox, items: [.messages])
+                    if (status.messages ?? 1) == 0 && policy.writesRemote && !mailbox.isInbox {
+                        if !dryRun {
+                            try await session.delete(mailbox)
+                            try state.deleteFolder(previous.id)
+                        }
+                        var r = FolderReport(folder: folder)
+                        r.created = "folder deleted on the server (it was deleted locally and was empty there)"
+                        report.folders.append(r)
+                    } else {
+                        log.warn("\(name) was deleted locally but holds messages on the server; it is recreated locally")
+                        if !dryRun { try store.createFolder(folder); try state.deleteAllPairs(in: previous.id) }
+                        work.append(WorkItem(mailbox: mailbox, folder: folder, record: previous.id, created: "recreated locally"))
                     }
-                    var r = FolderReport(folder: folder)
-                    r.created = "folder deleted on the server (it was deleted locally and was empty there)"
-                    report.folders.append(r)
-                } else {
-                    log.warn("\(name) was deleted locally but holds messages on the server; it is recreated locally")
-                    if !dryRun { try store.createFolder(folder); try state.deleteAllPairs(in: previous.id) }
-                    work.append(WorkItem(mailbox: mailbox, folder: folder, record: previous.id, created: "recreated locally"))
-                }
-            case let (mailbox?, false, nil):
-                if !policy.writesLocal { continue }
-                if !dryRun { try store.createFolder(folder) }
-                work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id, created: "created locally",
-                                     status: statuses[mailbox]))
-            case let (nil, true, previous?):
-                // Deleted on the server since the last pass: delete locally only if empty here.
-                let messages = (try? store.folder(folder).scan().messages.count) ?? 1
-                if messages == 0 && policy.writesLocal && folder != ["INBOX"] {
-                    if !dryRun {
-                        try store.deleteFolder(folder)
-                        try state.deleteFolder(previous.id)
+                case let (mailbox?, false, nil):
+                    if !policy.writesLocal { continue }
+                    if !dryRun { try store.createFolder(folder) }
+                    work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id, created: "created locally",
+                                         status: statuses[mailbox]))
+                case let (nil, true, previous?):
+                    // Deleted on the server since the last pass: delete locally only if empty here.
+                    let messages = (try? store.folder(folder).scan().messages.count) ?? 1
+                    if messages == 0 && policy.writesLocal && folder != ["INBOX"] {
+                        if !dryRun {
+                            try store.deleteFolder(folder)
+                            try state.deleteFolder(previous.id)
+                        }
+                        var r = FolderReport(folder: folder)
+                        r.created = "folder deleted locally (it was deleted on the server and was empty here)"
+                        report.folders.append(r)
+                    } else if let mailbox = naming.mailbox(for: folder), policy.writesRemote {
+                        log.warn("\(name) was deleted on the server but holds messages locally; it is recreated on the server")
+                        if !dryRun {
+                            try await session.create(mailbox)
+                            try state.deleteAllPairs(in: previous.id)
+                            var fresh = previous
+                            fresh.uidValidity = nil      // a new mailbox: new UIDs
+                            fresh.uidNext = nil
+                            fresh.highestModSeq = nil
+                            try state.updateFolder(fresh)
+                        }
+                        work.append(WorkItem(mailbox: mailbox, folder: folder, record: previous.id, created: "recreated on the server"))
                     }
-                    var r = FolderReport(folder: folder)
-                    r.created = "folder deleted locally (it was deleted on the server and was empty here)"
-                    report.folders.append(r)
-                } else if let mailbox = naming.mailbox(for: folder), policy.writesRemote {
-                    log.warn("\(name) was deleted on the server but holds messages locally; it is recreated on the server")
-                    if !dryRun {
-                        try await session.create(mailbox)
-                        try state.deleteAllPairs(in: previous.id)
-                        var fresh = previous
-                        fresh.uidValidity = nil      // a new mailbox: new UIDs
-                        fresh.uidNext = nil
-                        fresh.highestModSeq = nil
-                        try state.updateFolder(fresh)
+                case (nil, true, nil):
+                    guard policy.writesRemote else { continue }
+                    guard let mailbox = naming.mailbox(for: folder) else {
+                        log.warn("\(name) cannot exist on this server (a name contains its hierarchy delimiter); not created there, nothing local is touched")
+                        continue
                     }
-                    work.append(WorkItem(mailbox: mailbox, folder: folder, record: previous.id, created: "recreated on the server"))
+                    if !dryRun {
+                        do { try await session.create(mailbox) }
+                        catch IMAPError.commandFailed(_, _, .no, .other("ALREADYEXISTS", _)?, _) {}
+                    }
+                    if dryRun {
+                        var r = FolderReport(folder: folder)
+                        r.created = "would be created on the server"
+                        report.folders.append(r)
+                        continue
+                    }
+                    work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id, created: "created on the server"))
+                case (nil, false, _):
+                    break
                 }
-            case (nil, true, nil):
-                guard policy.writesRemote else { continue }
-                guard let mailbox = naming.mailbox(for: folder) else {
-                    log.warn("\(name) cannot exist on this server (a name contains its hierarchy delimiter); not created there, nothing local is touched")
-                    continue
-                }
-                if !dryRun {
-                    do { try await session.create(mailbox) }
-                    catch IMAPError.commandFailed(_, _, .no, .other("ALREADYEXISTS", _)?, _) {}
-                }
-                if dryRun {
-                    var r = FolderReport(folder: folder)
-                    r.created = "would be created on the server"
-                    report.folders.append(r)
-                    continue
-                }
-                work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id, created: "created on the server"))
-            case (nil, false, _):
-                break
+            } catch {
+                guard Self.failsOneFolder(error) else { throw error }
+                log.error("\(name.count > 120 ? name.prefix(120) + "…" : name[...]): \(error)")
+                var r = FolderReport(folder: folder)
+                r.error = "\(error)"
+                report.folders.append(r)
             }
         }
         return work
+    }
+
+    /// Errors that concern one folder only (the file system refused its directory, the
+    /// server refused a command on it), as opposed to the session or the state failing.
+    static func failsOneFolder(_ error: any Error) -> Bool {
+        if error is MaildirError { return true }
+        if case .commandFailed? = error as? IMAPError { return true }
+        return false
     }
 }
 
