@@ -75,6 +75,9 @@ public enum SyncError: Error, Sendable, CustomStringConvertible {
     /// One side of an account looks wiped out (a Maildir on a disk that is not mounted, a
     /// server listing no INBOX): nothing is done rather than recreating or deleting it all.
     case sideLooksGone(account: String, what: String, advice: String)
+    /// A POP3 server gave one UIDL to several messages: its UIDLs cannot tell delivered
+    /// messages from new ones, so trusting them could delete a message unread.
+    case repeatedUIDLs(account: String, repeated: Int, example: String)
 
     public var description: String {
         switch self {
@@ -85,6 +88,10 @@ public enum SyncError: Error, Sendable, CustomStringConvertible {
                 + "an id with one already delivered would be skipped, or deleted from the server unread"
         case let .sideLooksGone(_, what, advice):
             return "\(what); nothing was done — \(advice)"
+        case let .repeatedUIDLs(_, repeated, example):
+            return "the POP3 server gives the same UIDL to several messages (\(repeated) repeated, e.g. \"\(example)\"): "
+                + "its UIDLs cannot tell a delivered message from a new one, so nothing was downloaded or deleted. "
+                + "Report it to the mail provider; meanwhile another client (or the server's web mail) can move the mail off"
         }
     }
 }

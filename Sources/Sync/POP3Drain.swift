@@ -79,6 +79,16 @@ public struct POP3Drain {
             let sizes = Dictionary(try await client.list().map { ($0.number, $0.size) }, uniquingKeysWith: { a, _ in a })
             let ids = try await identities(client, sizes: sizes)
             report.onServer = ids.count
+            // A UIDL is the only proof that a message was delivered before: if the server gives
+            // one to several messages, a new message could pass for a delivered one and be
+            // deleted unread. (Without UIDL, identical header hashes are identical messages.)
+            var seenIDs: [[UInt8]: Int] = [:]
+            for (_, uidl) in ids { seenIDs[uidl, default: 0] += 1 }
+            if let repeated = seenIDs.first(where: { $0.value > 1 }), !(ids.first?.1.starts(with: Array("sha256:".utf8)) ?? false) {
+                await client.close()
+                try refuse(.repeatedUIDLs(account: account.name, repeated: seenIDs.values.filter { $0 > 1 }.reduce(0, +),
+                                          example: String(decoding: repeated.key.prefix(70), as: UTF8.self)))
+            }
 
             var toDownload: [(number: Int, uidl: [UInt8])] = []
             var toDelete: [(number: Int, uidl: [UInt8])] = []

@@ -181,4 +181,41 @@ import TestSupport
         #expect(Set(again).count == again.count && again.count <= 2 && !again.contains { $0.contains("seven") },
                 "a rerun adds nothing twice: \(again) \(second.standardError.prefix(300))")
     }
+
+    /// A POP3 server that gives two messages one UIDL: nothing is downloaded or deleted (a
+    /// new message could pass for one delivered before and be deleted unread).
+    @Test func pop3ServerWithRepeatedUIDLsIsRefused() async throws {
+        let server = try ScriptedServer([
+            .send(Array("+OK ready\r\n".utf8)),
+            .readLine, .send(Array("+OK\r\nUSER\r\nUIDL\r\n.\r\n".utf8)),     // CAPA
+            .readLine, .send(Array("+OK\r\n".utf8)),                            // USER
+            .readLine, .send(Array("+OK logged in\r\n".utf8)),                  // PASS
+            .readLine, .send(Array("+OK\r\nUSER\r\nUIDL\r\n.\r\n".utf8)),     // CAPA again, logged in
+            .readLine, .send(Array("+OK\r\n1 120\r\n2 130\r\n.\r\n".utf8)),     // LIST
+            .readLine, .send(Array("+OK\r\n1 same-id\r\n2 same-id\r\n.\r\n".utf8)),   // UIDL
+            .readLine, .send(Array("+OK bye\r\n".utf8)),
+        ])
+        defer { server.stop() }
+        let dir = TemporaryDirectory("mailmirror-hostile-pop3")
+        defer { dir.remove() }
+        writeFile(dir.path + "/config.toml", """
+        [general]
+        state_dir = "\(dir.path)/state"
+
+        [[account]]
+        name = "isp"
+        protocol = "pop3"
+        host = "127.0.0.1"
+        port = \(server.port)
+        tls = "none"
+        allow_plaintext = true
+        username = "u"
+        password = "p"
+        maildir = "\(dir.path)/mail"
+        """, mode: 0o600)
+        let out = try await runMailmirror(["sync", "--config", dir.path + "/config.toml"], timeout: 60)
+        #expect(out.status == 1, "\(out.standardOutput)\(out.standardError)")
+        #expect(out.standardError.contains("same UIDL to several messages") && out.standardError.contains("same-id"), "\(out.standardError)")
+        #expect(localMessages(dir.path + "/mail").isEmpty, "nothing downloaded")
+    }
 }
