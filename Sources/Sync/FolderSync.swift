@@ -418,12 +418,15 @@ struct FolderSync {
                                                  size: sizes[from] ?? marks[from]?.sent?.size))
                     }
                     try state.insertPairs(pairs)
-                    for id in journal.values { try state.resolveJournalEntry(id) }
+                    // After a failure part-way (`batch.failure`), only what arrived is settled:
+                    // the rest stays journaled, for recovery to look for.
+                    for (key, id) in journal where batch.failure == nil || mapping[key] != nil { try state.resolveJournalEntry(id) }
                 }
                 for (from, to) in mapping { onMoved(from, to) }
                 moved += mapping.count
                 tally += mapping.count
                 progress?.update(label, done: moved, total: keys.count)
+                if let failure = batch.failure { throw failure }
                 let fetchedAlone = chunk.compactMap(\.uid).filter(alone.contains)
                 if !fetchedAlone.isEmpty { try state.forgetUnfetchable(in: record.id, uids: fetchedAlone) }
             } catch {

@@ -57,6 +57,9 @@ public protocol IncomingBatch: AnyObject {
     /// After `commit`: the messages the destination refused one by one (the server's NO to
     /// that message, e.g. a size limit), with its words; the others went.
     var refused: [(key: MessageKey, reason: String)] { get }
+    /// After `commit`: the error that stopped it part-way, once some messages had arrived
+    /// (those are in what `commit` returned and are recorded; the engine then fails with it).
+    var failure: (any Error)? { get }
     /// Takes a whole message file (Maildir form: LF line ends) instead of its bytes, when the
     /// destination can read it itself at commit; false: send the bytes (`begin`/`write`/`end`).
     func adopt(file path: String, for key: MessageKey, flags: MessageFlags, date: Int64?) throws -> Bool
@@ -65,6 +68,7 @@ public protocol IncomingBatch: AnyObject {
 extension IncomingBatch {
     public func adopt(file path: String, for key: MessageKey, flags: MessageFlags, date: Int64?) throws -> Bool { false }
     public var refused: [(key: MessageKey, reason: String)] { [] }
+    public var failure: (any Error)? { nil }
 }
 
 /// One side of a mirrored folder: the table of operations the engine uses, implemented by

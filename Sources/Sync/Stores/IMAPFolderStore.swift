@@ -396,6 +396,11 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
             let part = Array(items[start..<min(start + 50, items.count)])
             do {
                 try await append(part, into: &mapping)
+            } catch let error where !mapping.isEmpty && !((error as? IMAPError)?.refusesThisMessage ?? false) {
+                // Stopped part-way (OVERQUOTA, a lost connection): what went is recorded,
+                // the rest stays journaled (a lost reply is found by recovery).
+                failure = error
+                return mapping
             } catch let error as IMAPError where error.refusesThisMessage {
                 // One message the server will not take must not hold back the others (nor
                 // the folder, pass after pass): one at a time, the refused ones stay here.
@@ -420,6 +425,7 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
 
     /// Messages the server refused one by one (its NO, e.g. a size limit): not uploaded.
     private(set) var refused: [(key: MessageKey, reason: String)] = []
+    private(set) var failure: (any Error)?
 
     private func note(_ item: Item, _ key: MessageKey, into mapping: inout [MessageKey: MessageKey]) {
         mapping[item.key] = key
