@@ -34,6 +34,8 @@ public struct FolderReport: Sendable {
     public var unfetchable = 0
     /// Messages moved into this folder on the server, renamed here instead of downloaded.
     public var movedHere = 0
+    /// Local files that could not be read (permissions): not uploaded, tried again next pass.
+    public var unreadable = 0
     /// Left on the server by max_message_size.
     public var skippedTooLarge = 0
     public var created: String?
@@ -56,6 +58,7 @@ public struct FolderReport: Sendable {
         if skippedTooLarge > 0 { parts.append("\(skippedTooLarge) too large, left on the server") }
         if refusedUploads > 0 { parts.append("\(refusedUploads) refused by the server, kept here") }
         if unfetchable > 0 { parts.append("\(unfetchable) the server could not send, left there") }
+        if unreadable > 0 { parts.append("\(unreadable) not readable here, not uploaded") }
         if heldDeletions > 0 { parts.append("\(heldDeletions) deletion\(heldDeletions == 1 ? "" : "s") held") }
         return parts.isEmpty ? nil : parts.joined(separator: ", ")
     }

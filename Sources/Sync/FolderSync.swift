@@ -255,7 +255,7 @@ struct FolderSync {
             plan.downloads.removeAll { troubled[$0]?.failed == true }
             report.unfetchable = before - plan.downloads.count
         }
-        _ = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) }, tally: &report.downloaded,
+        _ = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) }, tally: &report.downloaded, unreadable: &report.unreadable,
                                                flags: farMessages.mapValues(\.flags), sizes: farMessages.compactMapValues(\.size),
                                                kind: .download, record: record, log: log,
                                                afterLastReceive: plan.uploads.isEmpty ? whenServerIdle : nil,
@@ -264,7 +264,7 @@ struct FolderSync {
         }
         // A flag the folder cannot keep is not sent with an upload either (it stays local).
         let unstorable = FlagMapping.unstorable(selected.permanentFlags).letters
-        let uploads = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) }, tally: &report.uploaded,
+        let uploads = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) }, tally: &report.uploaded, unreadable: &report.unreadable,
                                          flags: nearMessages.mapValues { m in var f = m.flags; for l in unstorable { f.remove(l) }; return f },
                                          kind: .upload, record: record, log: log)
         report.refusedUploads = uploads.refused.count
@@ -317,8 +317,11 @@ struct FolderSync {
         }
         record.lastSync = Int64(time(nil))
         // Held deletions keep the folder off the fast path (every pass warns again) and show in status.
+        // Files that could not be read do the same (a chmod changes no directory's mtime).
         record.lastError = report.heldDeletions > 0
             ? "\(report.heldDeletions) deletion(s) held by the mass-deletion guard; run `mailmirror sync --force` to let them through"
+            : report.unreadable > 0
+            ? "\(report.unreadable) file(s) could not be read and were not uploaded; make them readable, the next pass sends them"
             : nil
         try state.updateFolder(record)
         Trace.mark("\(name): done")
@@ -363,7 +366,8 @@ struct FolderSync {
     /// the batch), the destination makes them visible and durable, and only then are the new
     /// pairs recorded and the journal resolved (docs/recovery.md).
     /// `tally` counts the messages moved as each batch is recorded (true after a failure too).
-    func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], tally: inout Int, flags: [MessageKey: MessageFlags],
+    func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], tally: inout Int, unreadable: inout Int,
+                  flags: [MessageKey: MessageFlags],
                   sizes: [MessageKey: Int64] = [:], kind: JournalKind, record: FolderRecord, log: Logger,
                   afterLastReceive: (@Sendable () async -> Void)? = nil, alone: Set<UID> = [],
                   moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> (moved: Int, refused: [(key: MessageKey, reason: String)]) {
@@ -409,6 +413,10 @@ struct FolderSync {
                     log.warn("the \(destination.sideName) refused \(key.name.map { "message \($0)" } ?? "a message") (\(reason)); it stays where it is, `mailmirror status` lists it, and `mailmirror sync --force` tries it again")
                 }
                 refused += batch.refused
+                for (_, reason) in batch.unreadable {
+                    log.warn("\(reason): not uploaded; make the file readable (chmod/chown) and the next pass sends it")
+                }
+                unreadable += batch.unreadable.count
                 try state.transaction {
                     var pairs: [MessagePair] = []
                     for (from, to) in mapping {

@@ -90,7 +90,7 @@ enum SyncCommand {
             for folder in report.folders {
                 down += folder.downloaded
                 deleted += folder.deleted
-                if folder.error != nil || folder.heldDeletions > 0 || folder.refusedUploads > 0 { problems += 1 }
+                if folder.error != nil || folder.heldDeletions > 0 || folder.refusedUploads > 0 || folder.unreadable > 0 { problems += 1 }
                 let name = "\(account.name)/\(FolderNaming.displayName(folder.folder))"
                 if let error = folder.error {
                     lines.append("\(name): \(folder.summary.map { $0 + ", then " } ?? "")failed: \(error)")

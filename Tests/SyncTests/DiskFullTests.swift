@@ -157,4 +157,29 @@ import TestSupport
         #expect(all.count == 600 && Set(all).count == 600, "each message delivered once")
         #expect(try await fixture.serverCount(user: user) == 0, "drained")
     }
+
+    /// A local file mailmirror may not read (run as an unprivileged user: root reads any
+    /// file): the others go up, that one is named and left, and goes once it is readable.
+    @Test func unreadableFileIsLeftAndTheOthersGo() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        for i in 0..<5 { try a.deliverLocally("INBOX", mail("readable\(i)")) }
+        let secret = try a.deliverLocally("INBOX", mail("secret"))
+        let secretPath = a.maildir + "/INBOX/new/" + secret
+        let nobody = "65534"
+        #expect(try await runCommand(["chown", "-R", "\(nobody):\(nobody)", a.dir.path]).status == 0, "this test runs as root to hand the account to nobody")
+        chmod(secretPath, 0)
+        func syncAsNobody() async throws -> CommandOutput {
+            try await runCommand(["setpriv", "--reuid=\(nobody)", "--regid=\(nobody)", "--clear-groups", mailmirrorBinary, "sync", "--config", a.config], timeout: 120)
+        }
+        let first = try await syncAsNobody()
+        #expect(first.status == 1, "\(first.standardOutput)\(first.standardError)")
+        #expect(first.standardError.contains(secretPath) && first.standardError.contains("Permission denied"), "the file is named: \(first.standardError)")
+        #expect(first.standardOutput.contains("work/INBOX: 5 up, 1 not readable here, not uploaded"), "\(first.standardOutput)")
+        #expect(ids(try await a.serverMessages("INBOX").values.map(\.body)) == (0..<5).map { "readable\($0)" })
+        chmod(secretPath, 0o600)
+        let second = try await syncAsNobody()
+        #expect(second.status == 0 && second.standardOutput.contains("work/INBOX: 1 up"), "\(second.standardOutput)\(second.standardError)")
+        #expect(try await a.serverMessages("INBOX").count == 6)
+    }
 }

@@ -57,6 +57,9 @@ public protocol IncomingBatch: AnyObject {
     /// After `commit`: the messages the destination refused one by one (the server's NO to
     /// that message, e.g. a size limit), with its words; the others went.
     var refused: [(key: MessageKey, reason: String)] { get }
+    /// Messages the source could not read (a file without read permission): left where they
+    /// are, with why; tried again by the next pass.
+    var unreadable: [(key: MessageKey, reason: String)] { get }
     /// After `commit`: the error that stopped it part-way, once some messages had arrived
     /// (those are in what `commit` returned and are recorded; the engine then fails with it).
     var failure: (any Error)? { get }
@@ -69,6 +72,7 @@ extension IncomingBatch {
     public func adopt(file path: String, for key: MessageKey, flags: MessageFlags, date: Int64?) throws -> Bool { false }
     public var refused: [(key: MessageKey, reason: String)] { [] }
     public var failure: (any Error)? { nil }
+    public var unreadable: [(key: MessageKey, reason: String)] { [] }
 }
 
 /// One side of a mirrored folder: the table of operations the engine uses, implemented by

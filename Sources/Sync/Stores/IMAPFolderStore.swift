@@ -372,8 +372,13 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
         let sent: WireFingerprint, used: String
         do {
             (sent, used) = try WireFingerprint.ofFile(path)
-        } catch where error.errno == ENOENT {
-            return true   // deleted by a mail reader since the listing: nothing to send
+        } catch {
+            // (One catch: several `catch where` clauses on a typed throw crash the 6.x compiler.)
+            switch error.errno {
+            case ENOENT: return true                                         // deleted by a mail reader since the listing
+            case EACCES, EPERM: unreadable.append((key, "\(error)")); return true   // one file must not hold back the folder
+            default: throw error
+            }
         }
         items.append(Item(key: key, path: used, flags: flags, date: date, sent: sent, adopted: true))
         return true
@@ -426,6 +431,7 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
     /// Messages the server refused one by one (its NO, e.g. a size limit): not uploaded.
     private(set) var refused: [(key: MessageKey, reason: String)] = []
     private(set) var failure: (any Error)?
+    private(set) var unreadable: [(key: MessageKey, reason: String)] = []
 
     private func note(_ item: Item, _ key: MessageKey, into mapping: inout [MessageKey: MessageKey]) {
         mapping[item.key] = key
