@@ -12,6 +12,9 @@ let package = Package(
         .executable(name: "PushLatency", targets: ["PushLatency"]),
         .executable(name: "FuzzIMAP", targets: ["FuzzIMAP"]),
         .executable(name: "FuzzPOP3", targets: ["FuzzPOP3"]),
+        .executable(name: "FuzzTOML", targets: ["FuzzTOML"]),
+        .executable(name: "FuzzMaildirNames", targets: ["FuzzMaildirNames"]),
+        .executable(name: "FuzzAutoconfig", targets: ["FuzzAutoconfig"]),
     ],
     dependencies: [],
     targets: [
@@ -54,6 +57,9 @@ let package = Package(
         .target(name: "CFuzz", path: "Fuzz/CFuzz"),
         .executableTarget(name: "FuzzIMAP", dependencies: ["IMAP", "Support", "CFuzz"], path: "Fuzz/FuzzIMAP"),
         .executableTarget(name: "FuzzPOP3", dependencies: ["POP3", "CFuzz"], path: "Fuzz/FuzzPOP3"),
+        .executableTarget(name: "FuzzTOML", dependencies: ["Config", "CFuzz"], path: "Fuzz/FuzzTOML"),
+        .executableTarget(name: "FuzzMaildirNames", dependencies: ["Maildir", "CFuzz"], path: "Fuzz/FuzzMaildirNames"),
+        .executableTarget(name: "FuzzAutoconfig", dependencies: ["Autoconfig", "CFuzz"], path: "Fuzz/FuzzAutoconfig"),
 
         // Test helpers: the real Dovecot fixture, subprocess running, temp dirs.
         .target(name: "TestSupport", dependencies: ["Support", "CSupport"], path: "Tests/TestSupport"),

@@ -189,4 +189,21 @@ import TestSupport
         let list = try await runMailmirror(["init", "--list-providers"])
         #expect(list.status == 0 && list.standardOutput.contains("imap.gmail.com:993") && list.standardOutput.contains("Mail.ru"))
     }
+
+    /// The fuzz corpus (autoconfig documents and DNS answers, the first byte choosing)
+    /// replays without a crash, and the seeds still say what they say.
+    @Test func fuzzCorpusReplays() throws {
+        let dir = repositoryRoot + "/Fuzz/corpus/autoconfig"
+        let names = listDirectory(dir)
+        #expect(names.count >= 2)
+        for name in names {
+            let bytes = readBytes(dir + "/" + name) ?? []
+            guard let first = bytes.first else { continue }
+            let rest = Array(bytes.dropFirst())
+            if first & 1 == 0 { _ = AutoconfigDocument.incomingServers(String(decoding: rest, as: UTF8.self), email: "user@example.org") }
+            else { _ = DNSMessage.parse(rest) }
+        }
+        let dns = Array((readBytes(dir + "/dns-srv-mx") ?? []).dropFirst())
+        #expect(DNSMessage.parse(dns) == [.srv(priority: 0, weight: 1, port: 993, target: "imap.example.org"), .mx(preference: 10, exchange: "mx.example.org")])
+    }
 }

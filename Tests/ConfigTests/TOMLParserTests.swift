@@ -1,5 +1,6 @@
 import Testing
 @testable import Config
+import TestSupport
 
 @Suite struct TOMLParserTests {
     func parse(_ text: String) throws(TOMLError) -> TOMLTable { try TOMLParser.parse(text) }
@@ -119,5 +120,18 @@ import Testing
     @Test func deeplyNestedArraysAreBounded() {
         let text = "a = " + String(repeating: "[", count: 1000) + String(repeating: "]", count: 1000)
         #expect(throws: TOMLError.self) { try parse(text) }
+    }
+
+    /// Every file of the fuzz corpus (seeds, what fuzz runs found, any crash input) is read
+    /// without a crash: an error or a configuration, nothing else.
+    @Test func fuzzCorpusReplays() throws {
+        let dir = repositoryRoot + "/Fuzz/corpus/toml"
+        let names = listDirectory(dir)
+        #expect(names.count >= 3)
+        for name in names {
+            let text = String(decoding: readBytes(dir + "/" + name) ?? [], as: UTF8.self)
+            _ = try? TOMLParser.parse(text)
+            _ = try? ConfigurationLoader.parse(text: text, path: "fuzz.toml", environment: ["HOME": "/nonexistent"])
+        }
     }
 }

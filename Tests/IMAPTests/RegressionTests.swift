@@ -20,7 +20,7 @@ import TestSupport
         for name in names {
             let data = readBytes(dir + "/" + name) ?? []
             let whole = try? events(data, options: options)
-            for split in 0...data.count {
+            for split in replaySplitPoints(data.count) {
                 let parts = try? events(data, splitAt: [split], options: options)
                 #expect(parts == whole, "\(name) split at \(split)")
             }

@@ -65,4 +65,28 @@ import TestSupport
             }
         }
     }
+
+    /// The fuzz corpus of Maildir names replays with the fuzz target's properties: a file
+    /// name's base name and flags survive a rename, escaping is reversible and never yields
+    /// a path step, every folder's path leads back to it.
+    @Test func fuzzCorpusReplays() throws {
+        let dir = repositoryRoot + "/Fuzz/corpus/maildir"
+        let names = listDirectory(dir)
+        #expect(names.count >= 3)
+        for name in names {
+            let text = String(decoding: readBytes(dir + "/" + name) ?? [], as: UTF8.self)
+            let parsed = MessageFileName(parsing: text)
+            let renamed = MessageFileName(parsing: MessageFileName.fileName(baseName: parsed.baseName, flags: parsed.flags, in: .cur))
+            #expect(renamed.baseName == parsed.baseName && renamed.flags == parsed.flags, "\(name)")
+            let folder = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            for (layout, dots) in [(MaildirLayout.fs, false), (MaildirLayout.maildirPlusPlus, true)] {
+                for component in folder {
+                    let escaped = FolderNameEscaping.escape(component, escapeDots: dots)
+                    #expect(escaped != "." && escaped != ".." && !escaped.utf8.contains(0) && !escaped.utf8.contains(47), "\(name)")
+                    #expect(FolderNameEscaping.unescape(escaped, dotsEscaped: dots) == component, "\(name)")
+                }
+                #expect(layout.folder(forRelativePath: layout.relativePath(for: folder)) == folder, "\(name) in \(layout)")
+            }
+        }
+    }
 }

@@ -46,3 +46,9 @@ public struct TemporaryDirectory: Sendable {
         _ = try? runCommandBlocking(["rm", "-rf", path])
     }
 }
+
+/// Where a fuzz-corpus replay splits an input of `count` bytes: everywhere for small
+/// inputs, a few spread points for larger ones (the corpus grows with every fuzz run).
+public func replaySplitPoints(_ count: Int) -> [Int] {
+    count <= 96 ? Array(0...count) : Array(Set([0, 1, 2, count / 5, count / 3, count / 2, 2 * count / 3, count - 2, count - 1, count])).sorted()
+}
