@@ -164,13 +164,27 @@ import TestSupport
         defer { daemon.stop() }
         #expect(try await daemon.waitForLog("ready"))
         #expect(try await daemon.waitForPush(stateDirectory: a.dir.path + "/state"))
-        try await server.restart(downtime: 3)
+        // While the server is down a message is delivered here: it must reach the server once
+        // the daemon is back in (nothing made while it was away is missed, either side).
+        server.stop()
+        let inbox = MaildirStore(root: a.maildir, layout: .fs).folder(["INBOX"])
+        let w = try inbox.beginDelivery()
+        try w.write(Array(daemonMail("while-down").filter { $0 != 13 }))
+        _ = try inbox.deliver(w, flags: MessageFlags())
+        try await server.restart(downtime: 2)
         let s = try await a.session()
         _ = try await s.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("after-restart")))], to: .inbox)
-        await s.logout()
-        let arrived = await measure(timeout: 30) { a.localCount() == 1 }
+        let arrived = await measure(timeout: 30) { a.localCount() == 2 }
         print("daemon: message appended after a server restart arrived after \(arrived.map { "\(Int($0 * 1000)) ms" } ?? "—")")
         #expect(arrived != nil, "\(readFile(daemon.log) ?? "")")
+        var uploaded = false
+        let deadline = monotonicSeconds() + 30
+        while !uploaded && monotonicSeconds() < deadline {
+            uploaded = (try await s.status(.inbox, items: [.messages]).messages ?? 0) == 2
+            if !uploaded { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        await s.logout()
+        #expect(uploaded, "the message delivered while the server was down reached it: \(readFile(daemon.log) ?? "")")
     }
 
     @Test func systemdUnitHasWhatItNeeds() async throws {
