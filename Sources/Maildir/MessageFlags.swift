@@ -125,9 +125,11 @@ public struct MessageFileName: Sendable, Hashable {
     }
 
     /// The file name for a message with `flags` in `subdirectory`: no suffix in `new/`
-    /// when there are no flags, `:2,FLAGS` otherwise.
+    /// when there are no flags, `:2,FLAGS` otherwise. A base name with a colon of its own (a
+    /// foreign file's) keeps the suffix in `new/` too: without it, the name would be read
+    /// back with another base name (found by fuzzing, Fuzz/corpus/maildir/colon-in-base-name).
     public static func fileName(baseName: String, flags: MessageFlags, in subdirectory: MaildirSubdirectory) -> String {
-        if subdirectory == .new && flags.isEmpty { return baseName }
+        if subdirectory == .new && flags.isEmpty && !baseName.utf8.contains(UInt8(ascii: ":")) { return baseName }
         return baseName + ":2," + flags.description
     }
 
