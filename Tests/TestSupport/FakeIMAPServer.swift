@@ -40,17 +40,9 @@ public final class FakeIMAPServer: @unchecked Sendable {
             "UID SEARCH": .text("* SEARCH\r\nTAG OK done\r\n"),
             "LOGOUT": .text("* BYE bye\r\nTAG OK done\r\n"),
         ]
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw FixtureError(message: "socket: \(errno)") }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0, listen(fd, 16) == 0 else { close(fd); throw FixtureError(message: "bind/listen: \(errno)") }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        let (fd, port) = try listeningSocket()
         listenFD = fd
-        port = UInt16(bigEndian: addr.sin_port)
+        self.port = port
         greeting = "* OK [CAPABILITY \(capabilities)] fake server ready\r\n"
         DispatchQueue(label: "fake-imap.accept").async { [self] in
             while true {
@@ -82,7 +74,7 @@ public final class FakeIMAPServer: @unchecked Sendable {
 
     private func serve(_ fd: Int32) {
         defer { close(fd) }
-        guard send(fd, Array(greeting.utf8)) else { return }
+        guard sendAll(fd, Array(greeting.utf8)) else { return }
         var framer = IMAPFramer()
         var buffer = [UInt8](repeating: 0, count: 65536)
         var pending: (tag: [UInt8], verb: String, line: String)?
@@ -95,7 +87,7 @@ public final class FakeIMAPServer: @unchecked Sendable {
                 if let _ = IMAPFramer.literalLength(endingLine: segment.bytes) {
                     // The command goes on after a literal; a synchronizing one waits for "+".
                     let end = segment.bytes.lastIndex(of: 125) ?? 0
-                    if end > 0 && segment.bytes[end - 1] != 43 { guard send(fd, Array("+ go on\r\n".utf8)) else { return } }
+                    if end > 0 && segment.bytes[end - 1] != 43 { guard sendAll(fd, Array("+ go on\r\n".utf8)) else { return } }
                     continue
                 }
                 guard let (tag, verb, line) = pending else { continue }
@@ -107,34 +99,23 @@ public final class FakeIMAPServer: @unchecked Sendable {
                 let tagText = String(decoding: tag, as: UTF8.self)
                 switch answer {
                 case .text(let text):
-                    guard send(fd, Array(text.replacing("TAG", with: tagText).utf8)) else { return }
+                    guard sendAll(fd, Array(text.replacing("TAG", with: tagText).utf8)) else { return }
                     if verb == "LOGOUT" { return }
                 case .flood(let prefix, let unit, let total, let suffix):
-                    guard send(fd, Array(prefix.replacing("TAG", with: tagText).utf8)) else { return }
+                    guard sendAll(fd, Array(prefix.replacing("TAG", with: tagText).utf8)) else { return }
                     var sent = 0
                     let chunk = Array(repeating: unit, count: max(1, 65536 / max(unit.count, 1))).flatMap { $0 }
                     while sent < total {
-                        guard send(fd, chunk) else { return }
+                        guard sendAll(fd, chunk) else { return }
                         sent += chunk.count
                         lock.lock(); flooded += chunk.count; lock.unlock()
                     }
-                    guard send(fd, Array(suffix.replacing("TAG", with: tagText).utf8)) else { return }
+                    guard sendAll(fd, Array(suffix.replacing("TAG", with: tagText).utf8)) else { return }
                 case .silence:
                     while recv(fd, &buffer, buffer.count, 0) > 0 {}
                     return
                 }
             }
         }
-    }
-
-    private func send(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return false }
-            offset += n
-        }
-        return true
     }
 }

@@ -49,17 +49,7 @@ public final class FaultProxy: @unchecked Sendable {
     public init(targetPort: UInt16, listenPort: UInt16 = 0, imapFraming: Bool = true) throws {
         self.targetPort = targetPort
         self.imapFraming = imapFraming
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw FixtureError(message: "socket: \(errno)") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var addr = loopback(port: listenPort)
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0, listen(fd, 64) == 0 else { close(fd); throw FixtureError(message: "bind/listen on 127.0.0.1:\(listenPort): \(errno)") }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        listenFD = fd
-        port = UInt16(bigEndian: addr.sin_port)
+        (listenFD, port) = try listeningSocket(port: listenPort, backlog: 64)
         DispatchQueue(label: "fault-proxy.accept").async { [self] in acceptLoop() }
     }
     private let imapFraming: Bool
@@ -346,23 +336,4 @@ struct IMAPFramer {
         for d in line[(j + 1)..<(j + 1 + digits)] { value = value * 10 + Int(d - 48) }
         return value
     }
-}
-
-private func loopback(port: UInt16) -> sockaddr_in {
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = port.bigEndian
-    return addr
-}
-
-private func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return false }
-        offset += n
-    }
-    return true
 }

@@ -23,7 +23,7 @@ public final class ScriptedServer: @unchecked Sendable {
 
     /// Binds a free port and serves `steps` to the first client, on a background queue.
     public init(_ steps: [Step]) throws {
-        let (fd, port) = try listeningSocket()
+        let (fd, port) = try listeningSocket(backlog: 8)
         self.listenFD = fd
         self.port = port
         let done = self.done
@@ -33,12 +33,7 @@ public final class ScriptedServer: @unchecked Sendable {
                 for step in steps {
                     switch step {
                     case .send(let bytes):
-                        var offset = 0
-                        while offset < bytes.count {
-                            let n = bytes[offset...].withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                            if n <= 0 { break }
-                            offset += n
-                        }
+                        _ = sendAll(client, bytes)
                     case .readLine:
                         var byte: UInt8 = 0
                         while recv(client, &byte, 1, 0) == 1 && byte != 10 {}
@@ -69,21 +64,8 @@ public final class SilentListener: @unchecked Sendable {
     private let fd: Int32
 
     public init() throws {
-        (fd, port) = try listeningSocket()
+        (fd, port) = try listeningSocket(backlog: 8)
     }
 
     public func stop() { close(fd) }
-}
-
-private func listeningSocket() throws -> (Int32, UInt16) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw FixtureError(message: "socket: \(errno)") }
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-    guard rc == 0, listen(fd, 8) == 0 else { close(fd); throw FixtureError(message: "bind/listen: \(errno)") }
-    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-    return (fd, UInt16(bigEndian: addr.sin_port))
 }
