@@ -242,6 +242,14 @@ public actor Connection {
 
     private func deadlinePassed(_ slot: Slot) {
         guard let wait = waits[slot] else { return }
+        // In a busy process the timer's handler may run before the socket's, although the
+        // socket became ready in time (both queue behind other work): look once more.
+        var entry = pollfd(fd: fd, events: Int16(wait.readiness == .readable ? POLLIN : POLLOUT), revents: 0)
+        if poll(&entry, 1, 0) == 1 {
+            wake(slot, with: nil)
+            updateSources()
+            return
+        }
         wake(slot, with: TransportError.timedOut(peer: peer, operation: wait.operation, seconds: wait.seconds))
         updateSources()
     }
