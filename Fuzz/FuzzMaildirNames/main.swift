@@ -16,7 +16,8 @@ func fuzzBody(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         precondition(again.baseName == parsed.baseName, "a file name's base name does not survive its flags")
         if sub == .cur { precondition(again.flags == parsed.flags, "flags do not survive a rename") }
     }
-    let folder = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+    // Split on the byte: "/" before a combining mark is one Character with it.
+    let folder = text.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
     for (layout, dots) in [(MaildirLayout.fs, false), (MaildirLayout.maildirPlusPlus, true)] {
         for component in folder {
             let escaped = FolderNameEscaping.escape(component, escapeDots: dots)
@@ -25,7 +26,7 @@ func fuzzBody(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
             precondition(FolderNameEscaping.unescape(escaped, dotsEscaped: dots) == component, "escaping is not reversible")
         }
         let path = layout.relativePath(for: folder)
-        precondition(!path.split(separator: "/").contains(".."), "a folder path leaves the Maildir")
+        precondition(!path.utf8.split(separator: UInt8(ascii: "/")).contains { $0.elementsEqual("..".utf8) }, "a folder path leaves the Maildir")
         precondition(layout.folder(forRelativePath: path) == folder, "a folder's path does not lead back to it")
     }
     return 0

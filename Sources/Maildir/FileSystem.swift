@@ -55,13 +55,39 @@ enum FS {
 
     /// Creates every missing directory of `path` below `root` (which must exist).
     static func mkdirs(_ path: String, below root: String, operation: String) throws(MaildirError) {
-        guard path.hasPrefix(root) else { throw MaildirError(operation: operation, path: path, errno: EINVAL, detail: "outside the Maildir root") }
+        guard let rest = relative(path, below: root) else {
+            throw MaildirError(operation: operation, path: path, errno: EINVAL, detail: "outside the Maildir root")
+        }
         var current = root
-        for part in path.dropFirst(root.count).split(separator: "/") {
-            current += "/" + part
+        for part in rest.utf8.split(separator: UInt8(ascii: "/")) {
+            current += "/" + String(decoding: part, as: UTF8.self)
             try mkdirIfMissing(current, operation: operation)
         }
     }
+
+    // Paths are taken apart on bytes, never on Characters: a "/" followed by a combining
+    // mark is one Character that is not "/", and would hide a separator (a folder name
+    // comes from the server and may begin with one; fuzz finding in Fuzz/corpus/maildir).
+
+    /// The part of `path` after `root` and its "/" ("" for `root` itself), or nil when
+    /// `path` is not `root` or below it.
+    static func relative(_ path: String, below root: String) -> String? {
+        let p = Array(path.utf8), r = Array(root.utf8)
+        guard p.starts(with: r) else { return nil }
+        if p.count == r.count { return "" }
+        guard p[r.count] == UInt8(ascii: "/") || r.last == UInt8(ascii: "/") else { return nil }
+        return String(decoding: p[(p[r.count] == UInt8(ascii: "/") ? r.count + 1 : r.count)...], as: UTF8.self)
+    }
+
+    /// The directory holding `path`: everything before its last "/" ("/" for a top-level path).
+    static func parent(of path: String) -> String {
+        let bytes = Array(path.utf8)
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")), slash != 0 else { return "/" }
+        return String(decoding: bytes[..<slash], as: UTF8.self)
+    }
+
+    /// Whether `name` begins with a "." byte (a hidden directory or a maildir++ folder).
+    static func startsWithDot(_ name: String) -> Bool { name.utf8.first == UInt8(ascii: ".") }
 
     static func isDirectory(_ path: String) -> Bool {
         var st = stat()

@@ -30,20 +30,23 @@ public enum MaildirLayout: String, Sendable, CaseIterable {
     public func folder(forRelativePath path: String) -> [String]? {
         switch self {
         case .fs:
-            let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+            // Split on the byte, not the Character: "/" or "." followed by a combining mark
+            // is one Character, and would hide a separator (fuzz finding, Fuzz/corpus/maildir).
+            let parts = path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
             guard !parts.isEmpty else { return nil }
             var components: [String] = []
             for part in parts {
-                guard let c = FolderNameEscaping.unescape(String(part), dotsEscaped: false) else { return nil }
+                guard let c = FolderNameEscaping.unescape(String(decoding: part, as: UTF8.self), dotsEscaped: false) else { return nil }
                 components.append(c)
             }
             return components
         case .maildirPlusPlus:
             if path.isEmpty { return ["INBOX"] }
-            guard path.hasPrefix("."), !path.contains("/") else { return nil }
+            let bytes = Array(path.utf8)
+            guard bytes.first == UInt8(ascii: "."), !bytes.contains(UInt8(ascii: "/")) else { return nil }
             var components: [String] = []
-            for part in path.dropFirst().split(separator: ".", omittingEmptySubsequences: false) {
-                guard let c = FolderNameEscaping.unescape(String(part), dotsEscaped: true) else { return nil }
+            for part in bytes.dropFirst().split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false) {
+                guard let c = FolderNameEscaping.unescape(String(decoding: part, as: UTF8.self), dotsEscaped: true) else { return nil }
                 components.append(c)
             }
             return components
@@ -63,7 +66,7 @@ public enum FolderNameEscaping {
     /// Escapes one component.
     public static func escape(_ component: String, escapeDots: Bool) -> String {
         if component.isEmpty { return "%" }
-        if component == "cur" || component == "new" || component == "tmp" {
+        if ["cur", "new", "tmp"].contains(where: { component.utf8.elementsEqual($0.utf8) }) {
             return "%" + hex(component.utf8.first!) + component.dropFirst()
         }
         var out = ""
@@ -76,7 +79,7 @@ public enum FolderNameEscaping {
             }
             let b = UInt8(scalar.value)
             let mustEscape = b == UInt8(ascii: "%") || b == UInt8(ascii: "/") || b < 0x20 || b == 0x7F
-                || (b == UInt8(ascii: ".") && (escapeDots || isFirst || component == ".."))
+                || (b == UInt8(ascii: ".") && (escapeDots || isFirst || component.utf8.elementsEqual("..".utf8)))
             if mustEscape { out += "%" + hex(b) } else { out.unicodeScalars.append(scalar) }
         }
         return out
@@ -85,11 +88,14 @@ public enum FolderNameEscaping {
     /// Reverses `escape`; nil for text `escape` never produces (a stray `%`, a separator,
     /// an unescaped `.`/`..`), so foreign directories are not mistaken for folders.
     public static func unescape(_ text: String, dotsEscaped: Bool) -> String? {
-        if text == "%" { return "" }
-        if text.isEmpty || text == "." || text == ".." || text.contains("/") { return nil }
-        if dotsEscaped && text.contains(".") { return nil }
-        if !dotsEscaped && text.hasPrefix(".") { return nil }
-        if text == "cur" || text == "new" || text == "tmp" { return nil }
+        // Byte tests, not Character ones: ".\u{301}" is one Character that is not ".".
+        let utf8 = Array(text.utf8)
+        let dot = UInt8(ascii: ".")
+        if utf8 == [UInt8(ascii: "%")] { return "" }
+        if utf8.isEmpty || utf8 == [dot] || utf8 == [dot, dot] || utf8.contains(UInt8(ascii: "/")) { return nil }
+        if dotsEscaped && utf8.contains(dot) { return nil }
+        if !dotsEscaped && utf8.first == dot { return nil }
+        if utf8 == Array("cur".utf8) || utf8 == Array("new".utf8) || utf8 == Array("tmp".utf8) { return nil }
         var bytes: [UInt8] = []
         var iterator = Array(text.utf8)[...]
         while let b = iterator.popFirst() {

@@ -92,7 +92,7 @@ public struct MaildirStore: Sendable {
             var parent = parentDirectory(of: source.path)
             if parent != targetParent { try FS.syncDirectory(parent, operation: "fsync") }
             // Plain parents left empty go (rmdir fails on anything else).
-            while parent != root && parent.hasPrefix(root + "/") && !isMaildir(parent) && rmdir(parent) == 0 {
+            while parent != root && FS.relative(parent, below: root) != nil && !isMaildir(parent) && rmdir(parent) == 0 {
                 parent = parentDirectory(of: parent)
             }
         case .maildirPlusPlus:
@@ -120,7 +120,7 @@ public struct MaildirStore: Sendable {
         case .maildirPlusPlus:
             if isMaildir(root) { found.append(MaildirFolderEntry(name: ["INBOX"], isMaildir: true)) }
             for entry in FS.entries(root) ?? [] {
-                guard let name = String(validating: entry.name, as: UTF8.self), name.hasPrefix("."),
+                guard let name = String(validating: entry.name, as: UTF8.self), FS.startsWithDot(name),
                       let folderName = layout.folder(forRelativePath: name) else { continue }
                 let path = root + "/" + name
                 guard isRealDirectory(path, hint: entry.isDirectory), isMaildir(path) else { continue }
@@ -135,7 +135,7 @@ public struct MaildirStore: Sendable {
         let dir = relative.isEmpty ? root : root + "/" + relative
         for entry in FS.entries(dir) ?? [] {
             guard let name = String(validating: entry.name, as: UTF8.self) else { continue }
-            if name.hasPrefix(".") || name == "cur" || name == "new" || name == "tmp" { continue }
+            if FS.startsWithDot(name) || ["cur", "new", "tmp"].contains(where: { name.utf8.elementsEqual($0.utf8) }) { continue }
             let childRelative = relative.isEmpty ? name : relative + "/" + name
             let path = root + "/" + childRelative
             guard isRealDirectory(path, hint: entry.isDirectory),
@@ -152,8 +152,5 @@ public struct MaildirStore: Sendable {
         return FS.isDirectory(path)   // lstat: a symbolic link is not followed
     }
 
-    private func parentDirectory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
-        return String(path[..<slash])
-    }
+    private func parentDirectory(of path: String) -> String { FS.parent(of: path) }
 }

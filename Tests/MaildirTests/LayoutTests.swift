@@ -24,6 +24,10 @@ import TestSupport
         (["Archive", "new"], "Archive/%6Eew", ".Archive.%6Eew"),
         (["tmp", "x"], "%74mp/x", ".%74mp.x"),
         (["a.", "b"], "a./b", ".a%2E.b"),
+        // A component that begins with a combining mark: after the separator it forms one
+        // Character with it, so paths are taken apart on bytes (a fuzz finding).
+        (["\u{5A0}x", ".y"], "\u{5A0}x/%2Ey", ".\u{5A0}x.%2Ey"),
+        (["a", "\u{301}b"], "a/\u{301}b", ".a.\u{301}b"),
     ])
     func mapping(folder: [String], fs: String, maildirPlusPlus: String) {
         #expect(MaildirLayout.fs.relativePath(for: folder) == fs)
@@ -78,7 +82,7 @@ import TestSupport
             let parsed = MessageFileName(parsing: text)
             let renamed = MessageFileName(parsing: MessageFileName.fileName(baseName: parsed.baseName, flags: parsed.flags, in: .cur))
             #expect(renamed.baseName == parsed.baseName && renamed.flags == parsed.flags, "\(name)")
-            let folder = text.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            let folder = text.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
             for (layout, dots) in [(MaildirLayout.fs, false), (MaildirLayout.maildirPlusPlus, true)] {
                 for component in folder {
                     let escaped = FolderNameEscaping.escape(component, escapeDots: dots)

@@ -139,6 +139,25 @@ func fileNames(_ dir: String) -> [String] {
         try folder.remove(listed)   // gone under every name: no failure
     }
 
+    /// Folder names whose components begin with a combining mark (a "/" or "." before one
+    /// is a single Character with it): created, listed, renamed and their empty parents
+    /// removed exactly like any other name, in both layouts.
+    @Test(arguments: MaildirLayout.allCases)
+    func combiningMarkAfterSeparator(layout: MaildirLayout) throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = MaildirStore(root: dir.path, layout: layout)
+        let names: [[String]] = [["\u{5A0}x"], ["a", "\u{301}b"], ["a", "\u{301}b", ".\u{301}c"]]
+        for name in names { _ = try store.createFolder(name) }
+        let listed = store.listFolders().filter(\.isMaildir).map(\.name)
+        #expect(Set(listed) == Set(names))
+        _ = try store.renameFolder(["a", "\u{301}b"], to: ["\u{300}z"])
+        let after = Set(store.listFolders().filter(\.isMaildir).map(\.name))
+        #expect(after == Set([["\u{5A0}x"], ["\u{300}z"], ["\u{300}z", ".\u{301}c"]]))
+        // The plain parent "a" of fs is left empty by the rename, and goes.
+        #expect(!listDirectory(dir.path).contains("a"))
+    }
+
     /// Messages of several folders removed at once: all go, one already gone is no failure,
     /// and one that cannot be removed fails the call with its path once the rest are gone.
     @Test func removalAcrossFolders() throws {
