@@ -517,6 +517,8 @@ public struct IMAPAccountSync: Sendable {
                         continue
                     }
                     work.append(WorkItem(mailbox: mailbox, folder: folder, record: try record(folder, mailbox).id, created: "created on the server"))
+                    try await mirrorParentsCreated(by: folder, session: session, store: store, naming: naming, filter: filter,
+                                                   remote: &remote, local: &local, work: &work, record: record)
                 case (nil, false, _):
                     break
                 }
@@ -529,6 +531,29 @@ public struct IMAPAccountSync: Sendable {
             }
         }
         return work
+    }
+
+    /// Some servers (Cyrus) create the missing parents of a nested folder as real,
+    /// selectable mailboxes: `A/B` brings `A` into being. Each such parent is mirrored in
+    /// this pass (created locally, synced) rather than turning up as news in the next;
+    /// parents that stay `\Noselect` or absent (Dovecot, Courier) are left alone. One LIST
+    /// per missing parent, and only after a nested folder was created.
+    private func mirrorParentsCreated(by folder: [String], session: IMAPSession, store: MaildirStore, naming: FolderNaming,
+                                      filter: FolderFilter, remote: inout [[String]: MailboxName], local: inout Set<[String]>,
+                                      work: inout [WorkItem], record: ([String], MailboxName) throws -> FolderRecord) async throws {
+        guard !dryRun, policy.writesLocal, folder.count > 1 else { return }
+        for depth in 1..<folder.count {
+            let parent = Array(folder.prefix(depth))
+            guard remote[parent] == nil, !local.contains(parent), filter.includes(parent),
+                  let mailbox = naming.mailbox(for: parent) else { continue }
+            let entries = try await session.list(pattern: mailbox.bytes)
+            guard let entry = entries.first(where: { $0.name == mailbox }),
+                  !entry.has("\\Noselect"), !entry.has("\\NonExistent") else { continue }
+            try store.createFolder(parent)
+            remote[parent] = mailbox
+            local.insert(parent)
+            work.append(WorkItem(mailbox: mailbox, folder: parent, record: try record(parent, mailbox).id, created: "created locally"))
+        }
     }
 
     /// Errors that concern one folder only (the file system refused its directory, the

@@ -11,7 +11,7 @@ import TestSupport
 
 /// A test account: a fresh server user, a temp dir with config, Maildir and state.
 struct SyncAccount {
-    let fixture: DovecotFixture
+    let fixture: any MailTestServer
     let user: (name: String, password: String)
     let dir: TemporaryDirectory
     var maildir: String { dir.path + "/mail" }
@@ -24,7 +24,7 @@ struct SyncAccount {
     /// fixture's IMAP port) instead of the fixture's IMAPS port.
     let plainPort: UInt16?
 
-    init(_ fixture: DovecotFixture, extra: String = "", layout: String = "fs", userFields: String = "", plainPort: UInt16? = nil) throws {
+    init(_ fixture: any MailTestServer, extra: String = "", layout: String = "fs", userFields: String = "", plainPort: UInt16? = nil) throws {
         self.fixture = fixture
         self.plainPort = plainPort
         self.layout = layout == "maildir++" ? .maildirPlusPlus : .fs
@@ -82,11 +82,14 @@ struct SyncAccount {
         try await runMailmirror(["sync", "--config", config] + extra, timeout: 300)
     }
 
-    /// Server messages of a folder: UID → (flags, body).
+    /// The server's name of a local folder ("/" between levels), e.g. "INBOX.A.B" on Courier.
+    func serverFolder(_ folder: String) -> MailboxName { MailboxName(fixture.serverName(folder)) }
+
+    /// Server messages of a folder ("/" between levels): UID → (flags, body).
     func serverMessages(_ folder: String) async throws -> [UInt32: (flags: Set<Flag>, body: [UInt8])] {
         let s = try await session()
         defer { Task { await s.logout() } }
-        _ = try await s.select(MailboxName(folder))
+        _ = try await s.select(MailboxName(fixture.serverName(folder)))
         let sink = CollectingSink()
         let messages = try await s.fetchMessages(UIDSet(ranges: [1...UInt32.max]), sink: sink)
         var result: [UInt32: (flags: Set<Flag>, body: [UInt8])] = [:]
@@ -114,12 +117,13 @@ struct SyncAccount {
     func append(_ folder: String, _ messages: [[UInt8]], flags: [Flag] = []) async throws {
         let s = try await session()
         defer { Task { await s.logout() } }
-        if folder != "INBOX" { try? await s.create(MailboxName(folder)) }
+        let name = MailboxName(fixture.serverName(folder))
+        if folder != "INBOX" { try? await s.create(name) }
         for start in stride(from: 0, to: messages.count, by: 100) {
             let batch = messages[start..<min(start + 100, messages.count)].map {
                 AppendMessage(flags: flags, internalDate: 1_700_000_000, source: BytesMessageSource($0))
             }
-            _ = try await s.append(Array(batch), to: MailboxName(folder))
+            _ = try await s.append(Array(batch), to: name)
         }
     }
 

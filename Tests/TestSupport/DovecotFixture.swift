@@ -9,7 +9,10 @@ import Dispatch
 ///
 /// Tests share one instance and isolate themselves by user: `makeUser()` gives each test
 /// a fresh mailbox.
-public final class DovecotFixture: Sendable {
+public final class DovecotFixture: MailTestServer {
+    public var kind: ServerKind { .dovecot }
+    public var pop3sPortIfAny: UInt16? { pop3sPort }
+
     public let directory: String
     public let caFile: String
     public let imapPort: UInt16
@@ -40,36 +43,9 @@ public final class DovecotFixture: Sendable {
 
     /// Starts a new instance (e.g. with different server options); stopped at exit too.
     public static func startBlocking(compress: Bool, basic: Bool = false, courier: Bool = false, noUIDPlus: Bool = false) throws -> DovecotFixture {
-        cleanUpStaleFixtures()
-        var template = Array("/tmp/mailmirror-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw FixtureError(message: "mkdtemp failed: \(errno)") }
-        let dir = String(cString: made)
-        _ = writeFile("\(dir)/owner.pid", "\(getpid())\n")
-        let script = repositoryRoot + "/scripts/dovecot-fixture"
-        // A port found free may be taken by another fixture starting at the same moment (the
-        // suite starts several): then Dovecot cannot listen, and it is tried on new ports.
-        var ports: [UInt16] = []
-        var result: SubprocessResult?
-        for _ in 1...3 where !(result?.succeeded ?? false) {
-            if result != nil { _ = try? Subprocess.runShellBlocking("\(script) stop \(dir)", timeout: 30) }
-            ports = try (0..<4).map { _ in try freePort() }
-            let command = "\(script) start \(dir) \(ports[0]) \(ports[1]) \(ports[2]) \(ports[3])" + (compress ? "" : " --no-compress") + (basic ? " --basic" : "") + (courier ? " --courier" : "") + (noUIDPlus ? " --no-uidplus" : "")
-            result = try Subprocess.runShellBlocking(command, timeout: 60)
-        }
-        guard let result else { throw FixtureError(message: "could not start the test Dovecot") }
-        let out = String(decoding: result.standardOutput, as: UTF8.self)
-        guard result.succeeded else {
-            throw FixtureError(message: "could not start the test Dovecot: \(String(decoding: result.standardError, as: UTF8.self))")
-        }
-        var values: [String: String] = [:]
-        for line in out.split(separator: "\n") {
-            if let eq = line.firstIndex(of: "=") { values[String(line[..<eq])] = String(line[line.index(after: eq)...]) }
-        }
-        guard let pidText = values["pid"], let pid = Int32(pidText), let ca = values["ca"] else {
-            throw FixtureError(message: "unexpected fixture output: \(out)")
-        }
-        registerForStop(dir)
-        return DovecotFixture(directory: dir, caFile: ca, ports: ports, pid: pid)
+        let options = (compress ? "" : " --no-compress") + (basic ? " --basic" : "") + (courier ? " --courier" : "") + (noUIDPlus ? " --no-uidplus" : "")
+        let started = try startFixtureScript("dovecot-fixture", serverName: "Dovecot", portCount: 4, options: options)
+        return DovecotFixture(directory: started.directory, caFile: started.caFile, ports: started.ports, pid: started.pid)
     }
 
     private init(directory: String, caFile: String, ports: [UInt16], pid: Int32) {
@@ -85,7 +61,7 @@ public final class DovecotFixture: Sendable {
     /// A new user with an empty mailbox: (name, password).
     /// `fields`: passwd-file extra fields for this user only (e.g. a quota; see
     /// `scripts/dovecot-fixture`), passed as one shell word.
-    public func makeUser(_ prefix: String = "user", fields: String = "") throws -> (name: String, password: String) {
+    public func makeUser(_ prefix: String, fields: String) throws -> (name: String, password: String) {
         let name = "\(prefix)\(UInt32.random(in: 100000...999999))"
         let password = "pw-\(name)"
         let result = try Subprocess.runShellBlocking("\(repositoryRoot)/scripts/dovecot-fixture adduser \(directory) \(name) \(password) '\(fields)'", timeout: 30)
@@ -107,6 +83,54 @@ public final class DovecotFixture: Sendable {
     public func stop() {
         _ = try? Subprocess.runShellBlocking("\(repositoryRoot)/scripts/dovecot-fixture stop \(directory)", timeout: 30)
     }
+
+    public func serverName(_ folder: String) -> String { folder }
+}
+
+/// What `startFixtureScript` started: its directory, CA, ports and the server's pid.
+struct StartedFixture {
+    var directory: String
+    var caFile: String
+    var ports: [UInt16]
+    var pid: Int32
+}
+
+/// Runs `scripts/SCRIPT start DIR PORT… OPTIONS` in a new /tmp/mailmirror-test-* directory
+/// on free ports and reads its key=value output; the server is stopped (by the script, by
+/// pid) when this process exits, or by the next test process if this one dies.
+func startFixtureScript(_ script: String, serverName: String, portCount: Int, options: String) throws -> StartedFixture {
+    cleanUpStaleFixtures()
+    var template = Array("/tmp/mailmirror-test-XXXXXX".utf8CString)
+    guard let made = mkdtemp(&template) else { throw FixtureError(message: "mkdtemp failed: \(errno)") }
+    let dir = String(cString: made)
+    _ = writeFile("\(dir)/owner.pid", "\(getpid())\n")
+    _ = writeFile("\(dir)/fixture.script", script + "\n")
+    let path = repositoryRoot + "/scripts/" + script
+    // A port found free may be taken by another fixture starting at the same moment (the
+    // suite starts several): then the server cannot listen, and it is tried on new ports.
+    var ports: [UInt16] = []
+    var result: SubprocessResult?
+    for _ in 1...3 where !(result?.succeeded ?? false) {
+        if result != nil { _ = try? Subprocess.runShellBlocking("\(path) stop \(dir)", timeout: 30) }
+        ports = try (0..<portCount).map { _ in try freePort() }
+        let command = "\(path) start \(dir) " + ports.map(String.init).joined(separator: " ") + options
+        // Generous: the first start of Cyrus or Courier downloads and unpacks its packages.
+        result = try Subprocess.runShellBlocking(command, timeout: 300)
+    }
+    registerForStop(dir, script: script)
+    guard let result else { throw FixtureError(message: "could not start the test \(serverName)") }
+    let out = String(decoding: result.standardOutput, as: UTF8.self)
+    guard result.succeeded else {
+        throw FixtureError(message: "could not start the test \(serverName) (scripts/\(script)): \(String(decoding: result.standardError, as: UTF8.self))")
+    }
+    var values: [String: String] = [:]
+    for line in out.split(separator: "\n") {
+        if let eq = line.firstIndex(of: "=") { values[String(line[..<eq])] = String(line[line.index(after: eq)...]) }
+    }
+    guard let pidText = values["pid"], let pid = Int32(pidText), let ca = values["ca"] else {
+        throw FixtureError(message: "unexpected output of scripts/\(script): \(out)")
+    }
+    return StartedFixture(directory: dir, caFile: ca, ports: ports, pid: pid)
 }
 
 /// The fixture could not be set up.
@@ -123,18 +147,18 @@ public let repositoryRoot: String = {
     return parts.joined(separator: "/")
 }()
 
-nonisolated(unsafe) private var directoriesToStop: [String] = []
+nonisolated(unsafe) private var directoriesToStop: [(dir: String, script: String)] = []
 private let stopLock = NSLockLite()
 
-private func registerForStop(_ dir: String) {
+private func registerForStop(_ dir: String, script: String) {
     stopLock.lock()
     let first = directoriesToStop.isEmpty
-    directoriesToStop.append(dir)
+    directoriesToStop.append((dir, script))
     stopLock.unlock()
     if first {
         atexit {
-            for dir in directoriesToStop {
-                _ = try? Subprocess.runShellBlocking("\(repositoryRoot)/scripts/dovecot-fixture stop \(dir)", timeout: 30)
+            for (dir, script) in directoriesToStop {
+                _ = try? Subprocess.runShellBlocking("\(repositoryRoot)/scripts/\(script) stop \(dir)", timeout: 30)
                 _ = try? Subprocess.runShellBlocking("rm -rf '\(dir)'", timeout: 60)
             }
         }
@@ -154,7 +178,9 @@ private func cleanUpStaleFixtures() {
         let path = "/tmp/\(name)"
         guard let owner = readFile("\(path)/owner.pid").flatMap({ Int32($0.split(separator: "\n").first ?? "") }) else { continue }
         if owner == getpid() || kill(owner, 0) == 0 { continue }
-        _ = try? Subprocess.runShellBlocking("\(repositoryRoot)/scripts/dovecot-fixture stop \(path) && rm -rf '\(path)'", timeout: 30)
+        let script = readFile("\(path)/fixture.script").map { String($0.split(separator: "\n").first ?? "") } ?? "dovecot-fixture"
+        guard ["dovecot-fixture", "cyrus-fixture", "courier-fixture"].contains(script) else { continue }
+        _ = try? Subprocess.runShellBlocking("\(repositoryRoot)/scripts/\(script) stop \(path) && rm -rf '\(path)'", timeout: 30)
     }
 }
 
