@@ -111,11 +111,16 @@ public struct JournalEntry: Sendable, Equatable {
     public var messageID: [UInt8]?
     /// SHA-256 of an upload's bytes as sent.
     public var digest: [UInt8]?
+    /// The octet count and SHA-256 of those bytes as a server that normalizes line ends
+    /// stores them (Courier: bare CRs dropped, an open last line ended), when they differ.
+    public var normalizedSize: Int64?
+    public var normalizedDigest: [UInt8]?
 
     public init(id: JournalID? = nil, account: AccountID, folder: FolderID? = nil, kind: JournalKind, uid: UID? = nil,
                 localName: String? = nil, token: String? = nil, uidNextBefore: UID? = nil, flags: String? = nil,
                 targetFolder: FolderID? = nil, detail: [UInt8]? = nil, created: Int64,
-                uidValidity: UIDValidity? = nil, size: Int64? = nil, messageID: [UInt8]? = nil, digest: [UInt8]? = nil) {
+                uidValidity: UIDValidity? = nil, size: Int64? = nil, messageID: [UInt8]? = nil, digest: [UInt8]? = nil,
+                normalizedSize: Int64? = nil, normalizedDigest: [UInt8]? = nil) {
         self.id = id
         self.account = account
         self.folder = folder
@@ -132,6 +137,8 @@ public struct JournalEntry: Sendable, Equatable {
         self.size = size
         self.messageID = messageID
         self.digest = digest
+        self.normalizedSize = normalizedSize
+        self.normalizedDigest = normalizedDigest
     }
 }
 

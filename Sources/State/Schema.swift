@@ -119,6 +119,21 @@ enum Schema {
         ALTER TABLE journal ADD COLUMN message_id BLOB;
         ALTER TABLE journal ADD COLUMN digest BLOB;
         """,
+        // 7 -> 8: local folders that cannot exist on the account's server (a name holding
+        // its hierarchy delimiter, e.g. "v1.0" on Courier), as the last pass found them,
+        // for `status`: nothing is done to them until they are renamed. And an upload is
+        // also known by the size and digest of its bytes as Courier stores them (bare CRs
+        // dropped, an open last line ended) when those differ (docs/servers.md).
+        """
+        ALTER TABLE journal ADD COLUMN normalized_size INTEGER;
+        ALTER TABLE journal ADD COLUMN normalized_digest BLOB;
+        CREATE TABLE unmirrorable (
+            account_id  INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+            local_name  TEXT NOT NULL,         -- the folder name's canonical (escaped fs) path
+            reason      TEXT NOT NULL,
+            PRIMARY KEY (account_id, local_name)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     /// The version this build writes.

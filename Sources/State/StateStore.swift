@@ -342,6 +342,27 @@ public final class StateStore: @unchecked Sendable {
         return count
     }
 
+    // MARK: - Folders that cannot be mirrored
+
+    /// Replaces the account's local folders that cannot exist on its server (canonical fs
+    /// path → why), as the last pass found them.
+    public func replaceUnmirrorable(of account: AccountID, _ folders: [String: String]) throws(StateError) {
+        try db.run("DELETE FROM unmirrorable WHERE account_id = ?", .integer(account.rawValue))
+        for (name, reason) in folders.sorted(by: { $0.key < $1.key }) {
+            try db.run("INSERT INTO unmirrorable (account_id, local_name, reason) VALUES (?, ?, ?)",
+                       .integer(account.rawValue), .text(name), .text(reason))
+        }
+    }
+
+    /// The account's local folders that cannot exist on its server: canonical fs path → why.
+    public func unmirrorable(of account: AccountID) throws(StateError) -> [String: String] {
+        var result: [String: String] = [:]
+        try db.query("SELECT local_name, reason FROM unmirrorable WHERE account_id = ?", .integer(account.rawValue)) { row in
+            result[row.text(0)] = row.text(1)
+        }
+        return result
+    }
+
     // MARK: - Skipped messages
 
     /// Replaces the list of messages a folder's last pass left on the server on purpose.
@@ -420,14 +441,15 @@ public final class StateStore: @unchecked Sendable {
     public func addJournalEntry(_ entry: JournalEntry) throws(StateError) -> JournalID {
         try db.run("""
             INSERT INTO journal (account_id, folder_id, kind, uid, local_name, token, uidnext_before, flags, target_folder_id, detail, created,
-                                 uidvalidity, size, message_id, digest)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 uidvalidity, size, message_id, digest, normalized_size, normalized_digest)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, bindings: [.integer(entry.account.rawValue), .optional(entry.folder?.rawValue), .text(entry.kind.rawValue),
                             .optional(entry.uid.map { Int64($0.rawValue) }), .optional(entry.localName), .optional(entry.token),
                             .optional(entry.uidNextBefore.map { Int64($0.rawValue) }), .optional(entry.flags),
                             .optional(entry.targetFolder?.rawValue), .optional(entry.detail), .integer(entry.created),
                             .optional(entry.uidValidity.map { Int64($0.rawValue) }), .optional(entry.size),
-                            .optional(entry.messageID), .optional(entry.digest)])
+                            .optional(entry.messageID), .optional(entry.digest), .optional(entry.normalizedSize),
+                            .optional(entry.normalizedDigest)])
         return JournalID(rawValue: db.lastInsertRowID)
     }
 
@@ -441,7 +463,7 @@ public final class StateStore: @unchecked Sendable {
         var result: [JournalEntry] = []
         try db.query("""
             SELECT id, account_id, folder_id, kind, uid, local_name, token, uidnext_before, flags, target_folder_id, detail, created,
-                   uidvalidity, size, message_id, digest
+                   uidvalidity, size, message_id, digest, normalized_size, normalized_digest
             FROM journal WHERE account_id = ? ORDER BY id
             """, .integer(account.rawValue)) { row throws(StateError) in
             guard let kind = JournalKind(rawValue: row.text(3)) else {
@@ -454,7 +476,8 @@ public final class StateStore: @unchecked Sendable {
                                        flags: row.optionalText(8), targetFolder: row.optionalInt(9).map(FolderID.init(rawValue:)),
                                        detail: row.optionalBlob(10), created: row.int(11),
                                        uidValidity: row.optionalInt(12).map { UIDValidity(UInt32(truncatingIfNeeded: $0)) },
-                                       size: row.optionalInt(13), messageID: row.optionalBlob(14), digest: row.optionalBlob(15)))
+                                       size: row.optionalInt(13), messageID: row.optionalBlob(14), digest: row.optionalBlob(15),
+                                       normalizedSize: row.optionalInt(16), normalizedDigest: row.optionalBlob(17)))
         }
         return result
     }

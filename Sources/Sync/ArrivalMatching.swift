@@ -53,19 +53,25 @@ enum ArrivalMatching {
     static func settle(_ wanted: [Wanted], among candidates: [Candidate]) -> (settled: [Int: UID], toHash: [UID]) {
         struct Key: Hashable { var size: Int64; var messageID: [UInt8]? }
         var wantedPerKey: [Key: Int] = [:]
-        for w in wanted { wantedPerKey[Key(size: w.sent.size, messageID: w.sent.messageID), default: 0] += 1 }
+        for w in wanted {
+            for form in w.sent.storedForms { wantedPerKey[Key(size: form.size, messageID: w.sent.messageID), default: 0] += 1 }
+        }
         var bySize: [Int64: [Candidate]] = [:]
         for c in candidates.sorted(by: { $0.uid < $1.uid }) { bySize[c.size, default: []].append(c) }
         var settled: [Int: UID] = [:]
         var hash = Set<UID>()
         for (i, w) in wanted.enumerated() {
+            // A copy in the normalized form (Courier: bare CRs dropped, an open last line
+            // ended) counts, but only by its digest, never by size and Message-ID alone.
+            let completed = w.sent.storedForms.dropFirst().flatMap { form in (bySize[form.size] ?? []).filter { $0.uid >= w.from } }
             let sameSize = (bySize[w.sent.size] ?? []).filter { $0.uid >= w.from }
-            guard !sameSize.isEmpty else { continue }
+            guard !sameSize.isEmpty || !completed.isEmpty else { continue }
             let exact = sameSize.filter { $0.messageID == w.sent.messageID }
-            if w.sent.messageID != nil, exact.count == 1, wantedPerKey[Key(size: w.sent.size, messageID: w.sent.messageID)] == 1 {
+            if w.sent.messageID != nil, exact.count == 1, completed.isEmpty,
+               wantedPerKey[Key(size: w.sent.size, messageID: w.sent.messageID)] == 1 {
                 settled[i] = exact[0].uid
             } else {
-                for c in sameSize { hash.insert(c.uid) }
+                for c in sameSize + completed { hash.insert(c.uid) }
             }
         }
         let taken = Set(settled.values)
@@ -80,7 +86,8 @@ enum ArrivalMatching {
         let ordered = candidates.sorted { $0.uid < $1.uid }
         for (i, w) in wanted.enumerated() where result[i] == nil {
             guard let match = ordered.first(where: { c in
-                c.size == w.sent.size && c.uid >= w.from && !taken.contains(c.uid) && digests[c.uid] == w.sent.digest
+                c.uid >= w.from && !taken.contains(c.uid)
+                    && w.sent.storedForms.contains { $0.size == c.size && digests[c.uid] == $0.digest }
             }) else { continue }
             result[i] = match.uid
             taken.insert(match.uid)

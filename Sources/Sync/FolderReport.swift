@@ -40,6 +40,9 @@ public struct FolderReport: Sendable {
     public var skippedTooLarge = 0
     public var created: String?
     public var error: String?
+    /// Why this local folder cannot exist on the server (its name holds the server's
+    /// hierarchy delimiter): left alone, listed by `status`, until it is renamed.
+    public var cannotMirror: String?
 
     public init(folder: [String]) { self.folder = folder }
 
@@ -47,6 +50,7 @@ public struct FolderReport: Sendable {
     public var summary: String? {
         var parts: [String] = []
         if let created { parts.append(created) }
+        if let cannotMirror { parts.append("not mirrored: \(cannotMirror)") }
         if downloaded > 0 { parts.append("\(downloaded) down") }
         if movedHere > 0 { parts.append("\(movedHere) moved here on the server") }
         if uploaded > 0 { parts.append("\(uploaded) up") }

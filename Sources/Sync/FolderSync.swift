@@ -397,7 +397,8 @@ struct FolderSync {
                         var entry = JournalEntry(account: accountID, folder: record.id, kind: kind, token: mark.uniqueName,
                                                  uidNextBefore: mark.uidNext, flags: flags[key].map { FlagMapping.mirrored($0).description },
                                                  created: Int64(time(nil)), uidValidity: mark.uidValidity, size: mark.sent?.size,
-                                                 messageID: mark.sent?.messageID, digest: mark.sent?.digest)
+                                                 messageID: mark.sent?.messageID, digest: mark.sent?.digest,
+                                                 normalizedSize: mark.sent?.normalized?.size, normalizedDigest: mark.sent?.normalized?.digest)
                         switch key {
                         case .uid(let u): entry.uid = u
                         case .name(let n): entry.localName = n
@@ -526,7 +527,10 @@ extension ArrivalMark {
     /// Without a journaled UIDNEXT (a server that sent none) the whole mailbox is searched.
     init(journaled entry: JournalEntry) {
         var sent: WireFingerprint?
-        if let size = entry.size, let digest = entry.digest { sent = WireFingerprint(size: size, messageID: entry.messageID, digest: digest) }
+        if let size = entry.size, let digest = entry.digest {
+            let normalized = entry.normalizedSize.flatMap { s in entry.normalizedDigest.map { WireFingerprint.Form(size: s, digest: $0) } }
+            sent = WireFingerprint(size: size, messageID: entry.messageID, digest: digest, normalized: normalized)
+        }
         self.init(sent: sent, uidValidity: entry.uidValidity, uidNext: entry.uidNextBefore,
                   legacyToken: sent == nil ? entry.token : nil)
     }

@@ -447,6 +447,19 @@ public struct IMAPAccountSync: Sendable {
             }
         }
 
+        // Local folders whose name the server cannot hold: reported (and kept for `status`)
+        // as a problem of that folder alone; the pass goes on and nothing local is touched.
+        var unmirrorable: [String: String] = [:]
+        func cannotMirror(_ folder: [String]) {
+            let delimiter = naming.delimiter.map { String(decoding: [$0], as: UTF8.self) } ?? "?"
+            let reason = "this server cannot hold the name: \"\(delimiter)\" separates its folder levels; rename the local folder (without \"\(delimiter)\") and the next pass uploads it"
+            var r = FolderReport(folder: folder)
+            r.cannotMirror = reason
+            report.folders.append(r)
+            unmirrorable[MaildirLayout.fs.relativePath(for: folder)] = reason
+        }
+        defer { if !dryRun { try? state.replaceUnmirrorable(of: accountID, unmirrorable) } }
+
         for folder in Set(remote.keys).union(local).subtracting(renamed).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             let name = FolderNaming.displayName(folder)
             // A folder that cannot be set up (a name too long for a path, a server's NO to
@@ -487,6 +500,8 @@ public struct IMAPAccountSync: Sendable {
                         var r = FolderReport(folder: folder)
                         r.created = "folder deleted locally (it was deleted on the server and was empty here)"
                         report.folders.append(r)
+                    } else if policy.writesRemote && naming.mailbox(for: folder) == nil {
+                        cannotMirror(folder)
                     } else if let mailbox = naming.mailbox(for: folder), policy.writesRemote {
                         log.warn("\(name) was deleted on the server but holds messages locally; it is recreated on the server")
                         if !dryRun {
@@ -503,7 +518,7 @@ public struct IMAPAccountSync: Sendable {
                 case (nil, true, nil):
                     guard policy.writesRemote else { continue }
                     guard let mailbox = naming.mailbox(for: folder) else {
-                        log.warn("\(name) cannot exist on this server (a name contains its hierarchy delimiter); not created there, nothing local is touched")
+                        cannotMirror(folder)
                         continue
                     }
                     if !dryRun {

@@ -77,12 +77,21 @@ enum MessageIdentity {
     /// A file's header (up to the blank line, at most 64 KiB) and its size with every bare
     /// LF counted as CRLF, streamed in blocks; `headerOnly` stops reading after the header.
     static func headerAndWireSize(_ path: String, headerOnly: Bool = false) -> ([UInt8], Int64)? {
+        headerWireSizeAndEnding(path, headerOnly: headerOnly).map { ($0.header, $0.size) }
+    }
+
+    /// `headerAndWireSize`, and the size of the message as a server that normalizes line
+    /// ends stores it (Courier: bare CRs dropped, an open last line ended; see
+    /// `WireFingerprint.normalized`) — nil when only the header was read.
+    static func headerWireSizeAndEnding(_ path: String, headerOnly: Bool = false) -> (header: [UInt8], size: Int64, normalizedSize: Int64?)? {
         guard let f = fopen(path, "r") else { return nil }
         defer { fclose(f) }
         var header: [UInt8] = []
         var inHeader = true
         var size: Int64 = 0
         var previous: UInt8 = 0
+        var bareCRs: Int64 = 0
+        var lastKept: UInt8 = 0
         var lineStart = true
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -91,6 +100,8 @@ enum MessageIdentity {
             for i in 0..<n {
                 let b = buffer[i]
                 size += (b == 10 && previous != 13) ? 2 : 1
+                if previous == 13 && b != 10 { bareCRs += 1 }
+                if b != 13 { lastKept = b }
                 if inHeader {
                     if b == 10 && lineStart { inHeader = false }
                     else if header.count < 65536 { header.append(b) }
@@ -98,9 +109,11 @@ enum MessageIdentity {
                 }
                 previous = b
             }
-            if headerOnly && !inHeader { break }   // the size is then only what was read
+            if headerOnly && !inHeader { return (header, size, nil) }   // the size is then only what was read
         }
-        return (header, size)
+        if previous == 13 { bareCRs += 1 }
+        let normalized = size - bareCRs + (lastKept == 10 ? 0 : 2)
+        return (header, size, normalized)
     }
 }
 

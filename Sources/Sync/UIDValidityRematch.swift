@@ -56,9 +56,11 @@ struct UIDValidityRematch {
         let files = folder.exists ? try folder.scan().messages : []
         var pairs: [MessagePair] = []
         for file in files.sorted(by: { $0.baseName < $1.baseName }) {
-            guard let (header, size) = MessageIdentity.headerAndWireSize(folder.filePath(of: file)) else { continue }
+            guard let (header, size, normalized) = MessageIdentity.headerWireSizeAndEnding(folder.filePath(of: file)) else { continue }
             var sizes = [size]
             if let line = MessageIdentity.lineSize(of: "X-TUID", in: header) { sizes.append(size - line) }
+            // A server that normalizes line ends (Courier) stores another size.
+            if let normalized, normalized != size { sizes.append(normalized) }
             guard let match = sizes.lazy.compactMap({ size in
                 byKey[MessageIdentity.identity(header: header, size: size)]?.first(where: { !taken.contains($0) })
             }).first else { continue }

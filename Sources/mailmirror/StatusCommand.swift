@@ -83,6 +83,12 @@ enum StatusCommand {
                         unfetchable: ((try? state.unfetchable(in: record.id)) ?? [:]).filter(\.value.failed)
                             .map { ($0.key.rawValue, $0.value.reason) }.sorted { $0.uid < $1.uid }))
                 }
+                for (path, reason) in ((try? state.unmirrorable(of: id)) ?? [:]).sorted(by: { $0.key < $1.key }) {
+                    guard let folder = MaildirLayout.fs.folder(forRelativePath: path) else { continue }
+                    let local = store.folder(folder)
+                    status.folders.append(FolderStatus(name: FolderNaming.displayName(folder), local: local.exists ? (try? local.scan().messages.count) : 0,
+                                                       remote: nil, lastSync: nil, pending: 0, lastError: "not mirrored: " + reason))
+                }
             }
             accounts.append(status)
         }
@@ -103,7 +109,7 @@ enum StatusCommand {
                 out += line + "\n"
             }
             for f in a.folders {
-                out += "  \(f.name): \(f.local.map(String.init) ?? "?") local, \(f.remote.map(String.init) ?? "?") on the server"
+                out += "  \(f.name): \(f.local.map(String.init) ?? "?") local, \(f.remote.map { "\($0) on the server" } ?? "not on the server")"
                 if f.pending > 0 { out += ", \(f.pending) pending" }
                 if let e = f.lastError { out += ", error: \(e)" }
                 if !f.skipped.isEmpty {

@@ -49,7 +49,7 @@ enum SyncCommand {
             }
         }
         let done = accounts.count - failed
-        StandardStream.output.write("\(args.dryRun ? "dry run: " : "")\(done) of \(accounts.count) account(s) synced: \(downloaded) down, \(deleted) deleted\(failed > 0 ? ", \(failed) failed" : "")\(problems > 0 ? ", \(problems) folder(s) with failures, held deletions or refused messages" : "")\n")
+        StandardStream.output.write("\(args.dryRun ? "dry run: " : "")\(done) of \(accounts.count) account(s) synced: \(downloaded) down, \(deleted) deleted\(failed > 0 ? ", \(failed) failed" : "")\(problems > 0 ? ", \(problems) folder(s) with failures, held deletions, refused messages or names the server cannot hold" : "")\n")
         return failed > 0 || problems > 0 ? 1 : 0
     }
 
@@ -90,7 +90,7 @@ enum SyncCommand {
             for folder in report.folders {
                 down += folder.downloaded
                 deleted += folder.deleted
-                if folder.error != nil || folder.heldDeletions > 0 || folder.refusedUploads > 0 || folder.unreadable > 0 { problems += 1 }
+                if folder.error != nil || folder.cannotMirror != nil || folder.heldDeletions > 0 || folder.refusedUploads > 0 || folder.unreadable > 0 { problems += 1 }
                 let name = "\(account.name)/\(FolderNaming.displayName(folder.folder))"
                 if let error = folder.error {
                     lines.append("\(name): \(folder.summary.map { $0 + ", then " } ?? "")failed: \(error)")

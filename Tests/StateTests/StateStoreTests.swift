@@ -39,7 +39,7 @@ struct ExpectedFailure: Error {}
             let account = try store.account(named: "work", protocol: "imap")
             _ = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
             try store.db.execute("""
-                DROP TABLE refused; DROP TABLE unfetchable; ALTER TABLE accounts DROP COLUMN mailbox;
+                DROP TABLE refused; DROP TABLE unfetchable; DROP TABLE unmirrorable; ALTER TABLE journal DROP COLUMN normalized_size; ALTER TABLE journal DROP COLUMN normalized_digest; ALTER TABLE accounts DROP COLUMN mailbox;
                 ALTER TABLE journal DROP COLUMN uidvalidity; ALTER TABLE journal DROP COLUMN size;
                 ALTER TABLE journal DROP COLUMN message_id; ALTER TABLE journal DROP COLUMN digest;
                 PRAGMA user_version = 3
@@ -54,6 +54,10 @@ struct ExpectedFailure: Error {}
         #expect(try store.refused(in: folder.id)["1.M1P1.host"]?.reason == "NO [LIMIT] too big")
         #expect(try store.unfetchable(in: folder.id)[UID(7)]?.failed == true)
         #expect(try store.accountMailbox(account) == nil, "not known before v6: the next pass records it")
+        try store.replaceUnmirrorable(of: account, ["v1%2E2": "why"])
+        #expect(try store.unmirrorable(of: account) == ["v1%2E2": "why"])
+        try store.replaceUnmirrorable(of: account, [:])
+        #expect(try store.unmirrorable(of: account).isEmpty)
     }
 
     /// A state of schema v6 with an upload journaled the old way (a token) opens: the entry
@@ -66,6 +70,7 @@ struct ExpectedFailure: Error {}
             let account = try store.account(named: "work", protocol: "imap")
             let folder = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
             try store.db.execute("""
+                DROP TABLE unmirrorable; ALTER TABLE journal DROP COLUMN normalized_size; ALTER TABLE journal DROP COLUMN normalized_digest;
                 ALTER TABLE journal DROP COLUMN uidvalidity; ALTER TABLE journal DROP COLUMN size;
                 ALTER TABLE journal DROP COLUMN message_id; ALTER TABLE journal DROP COLUMN digest;
                 INSERT INTO journal (account_id, folder_id, kind, local_name, token, uidnext_before, flags, created)

@@ -68,6 +68,45 @@ import Support
         #expect(run(wanted, [candidate(2, b), candidate(3, a)], bodies: [2: b, 3: a]).result == [0: UID(3)])
     }
 
+    func fingerprint(_ chunks: [String]) -> WireFingerprint {
+        var f = WireFingerprinter()
+        for c in chunks { f.feed(Array(c.utf8)) }
+        return f.finish()
+    }
+
+    /// The normalized form (Courier's: bare CRs dropped, an open last line ended) whatever
+    /// the chunking, and none when the bytes are already in it.
+    @Test(arguments: [
+        ("Subject: s\r\n\r\nends well\r\n", nil),
+        ("Subject: s\r\n\r\nopen", "Subject: s\r\n\r\nopen\r\n"),
+        ("Subject: s\r\n\r\nbefore\rafter\r\n", "Subject: s\r\n\r\nbeforeafter\r\n"),
+        ("Subject: s\r\n\r\ntwo\r\r\n", "Subject: s\r\n\r\ntwo\r\n"),
+        ("Subject: s\r\n\r\nends in CR\r\n\r", "Subject: s\r\n\r\nends in CR\r\n"),
+        ("Subject: s\r\n\r\nopen\r", "Subject: s\r\n\r\nopen\r\n"),
+    ] as [(String, String?)])
+    func normalizedForm(sent: String, stored: String?) {
+        let bytes = Array(sent.utf8)
+        for cut in 0...bytes.count {
+            let f = fingerprint([String(decoding: bytes[..<cut], as: UTF8.self), String(decoding: bytes[cut...], as: UTF8.self)])
+            #expect(f.size == Int64(bytes.count) && f.digest == SHA256.digest(bytes), "cut at \(cut)")
+            let expected = stored.map { WireFingerprint.Form(size: Int64($0.utf8.count), digest: SHA256.digest(Array($0.utf8))) }
+            #expect(f.normalized == expected, "cut at \(cut)")
+        }
+    }
+
+    /// An upload stored in the normalized form is found by that form's digest — nothing
+    /// else of that size passes for it.
+    @Test func aNormalizedCopyIsFoundByItsDigest() {
+        let open = fingerprint(["Message-ID: <o@x>\r\n\r\nno newline at the end"])
+        let stored = sent("Message-ID: <o@x>\r\n\r\nno newline at the end\r\n", id: "<o@x>")
+        let otherSameSize = sent("Message-ID: <o@x>\r\n\r\nno newline at the END\r\n", id: "<o@x>")
+        let wanted = [ArrivalMatching.Wanted(sent: open, from: UID(1))]
+        let (result, hashed) = run(wanted, [candidate(2, otherSameSize), candidate(3, stored)], bodies: [2: otherSameSize, 3: stored])
+        #expect(result == [0: UID(3)])
+        #expect(hashed == [UID(2), UID(3)], "a normalized copy is settled by its digest only")
+        #expect(run(wanted, [candidate(2, otherSameSize)], bodies: [2: otherSameSize]).result.isEmpty)
+    }
+
     @Test func fingerprintOfWireBytesFindsTheMessageID() {
         var f = WireFingerprinter()
         let bytes = Array("From: a\r\nMessage-ID:\r\n <folded@x>\r\nSubject: s\r\n\r\nMessage-ID: <body@x>\r\n".utf8)

@@ -9,14 +9,16 @@ import Sync
 import Maildir
 import TestSupport
 
+/// On each of the three servers: Courier once re-matched nothing here (its FETCH answer
+/// spells the header field names as quoted strings).
 @Suite struct UIDValidityTests {
-    let fixture: DovecotFixture
-    init() async throws { fixture = try await DovecotFixture.shared() }
 
     /// The server folder is recreated with the same messages (new UIDVALIDITY, new UIDs)
     /// plus one extra, while one extra arrived locally: the pass re-matches by Message-ID and
     /// size — no duplicates, no loss, local files kept, both extras carried over.
-    @Test func recreatedFolderIsRematched() async throws {
+    @Test(arguments: ServerKind.allCases)
+    func recreatedFolderIsRematched(server: ServerKind) async throws {
+        let fixture = try await TestServers.shared(server)
         let a = try SyncAccount(fixture)
         defer { a.dir.remove() }
         var originals = (1...6).map { mail("v\($0)") }
@@ -29,12 +31,12 @@ import TestSupport
         #expect(filesBefore.count == 7)
 
         let s = try await a.session()
-        let before = try await s.status(MailboxName("Archive"), items: [.uidValidity]).uidValidity
-        try await s.delete(MailboxName("Archive"))
+        let before = try await s.status(a.serverFolder("Archive"), items: [.uidValidity]).uidValidity
+        try await s.delete(a.serverFolder("Archive"))
         await s.logout()
         try await a.append("Archive", originals.reversed() + [mail("server-extra")])
         let s2 = try await a.session()
-        let after = try await s2.status(MailboxName("Archive"), items: [.uidValidity]).uidValidity
+        let after = try await s2.status(a.serverFolder("Archive"), items: [.uidValidity]).uidValidity
         await s2.logout()
         #expect(before != after, "the test needs a new UIDVALIDITY")
         try a.deliverLocally("Archive", mail("local-extra"))
@@ -72,7 +74,9 @@ import TestSupport
     /// A file moved locally out of a folder that was recreated on the server since the last
     /// pass: the pair's UID now names another message there, so the move must not be done
     /// with UID MOVE (it moved the wrong message, and the right one came back as a download).
-    @Test func localMoveOutOfARecreatedFolderMovesTheRightMessage() async throws {
+    @Test(arguments: ServerKind.allCases)
+    func localMoveOutOfARecreatedFolderMovesTheRightMessage(server: ServerKind) async throws {
+        let fixture = try await TestServers.shared(server)
         let a = try SyncAccount(fixture)
         defer { a.dir.remove() }
         try await a.append("Source", [mail("m1"), mail("m2")])
@@ -81,7 +85,7 @@ import TestSupport
         _ = try await a.sync()
         // Recreated: "other" takes UID 1, which the state gives to m1.
         let s = try await a.session()
-        try await s.delete(MailboxName("Source"))
+        try await s.delete(a.serverFolder("Source"))
         await s.logout()
         // "am1" holds "m1@…" in its Message-ID: a SEARCH HEADER finds both.
         try await a.append("Source", [mail("other"), mail("am1"), mail("m1"), mail("m2")])
@@ -106,7 +110,9 @@ import TestSupport
     /// where it is, and never copied both ways; only the extras move. (Found by pointing it
     /// at the Maildir mbsync kept in Benchmarks/vs-mbsync: nothing paired, all of it copied
     /// both ways, because of mbsync's X-TUID lines.)
-    @Test func firstPassPairsWhatIsAlreadyOnBothSides() async throws {
+    @Test(arguments: ServerKind.allCases)
+    func firstPassPairsWhatIsAlreadyOnBothSides(server: ServerKind) async throws {
+        let fixture = try await TestServers.shared(server)
         let a = try SyncAccount(fixture)
         defer { a.dir.remove() }
         let shared = (1...3).map { mail("both\($0)") }
@@ -136,7 +142,9 @@ import TestSupport
     /// The state is lost (deleted, or a new machine with the Maildir restored): the next pass
     /// pairs every message again, including those this Maildir uploaded (byte for byte the
     /// files) — nothing is copied either way.
-    @Test func lostStateCopiesNothing() async throws {
+    @Test(arguments: ServerKind.allCases)
+    func lostStateCopiesNothing(server: ServerKind) async throws {
+        let fixture = try await TestServers.shared(server)
         let a = try SyncAccount(fixture)
         defer { a.dir.remove() }
         try await a.append("INBOX", [mail("s1"), mail("s2")])
