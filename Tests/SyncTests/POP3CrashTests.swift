@@ -7,18 +7,18 @@ import TestSupport
 
 /// Kills `mailmirror sync` at many instants of a POP3 drain and checks invariants 1 and 2:
 /// after reruns every message is in the Maildir exactly once and the server is empty.
+/// On Dovecot and Cyrus.
 @Suite(.serialized) struct POP3CrashTests {
-    let fixture: DovecotFixture
-    init() async throws { fixture = try await DovecotFixture.shared() }
-
-    func check(user: (name: String, password: String), messages: [[UInt8]], maildir: String) async throws {
+    func check(_ fixture: any MailTestServer, user: (name: String, password: String), messages: [[UInt8]], maildir: String) async throws {
         let local = localMessages(maildir)
         #expect(local.count == messages.count, "exactly one local copy of each message")
         #expect(Set(local) == Set(messages.map(lf)))
         #expect(try await fixture.serverCount(user: user) == 0, "server empty")
     }
 
-    @Test func sigkillAtSeededPointsDuringA300MessageDrain() async throws {
+    @Test(arguments: ServerKind.withPOP3)
+    func sigkillAtSeededPointsDuringA300MessageDrain(server: ServerKind) async throws {
+        let fixture = try await TestServers.shared(server)
         let user = try fixture.makeUser("crash")
         let messages = (0..<300).map { pop3Message($0, bodyLines: 300) }
         try await fixture.fill(user: user, messages)
@@ -49,10 +49,12 @@ import TestSupport
         #expect(kills >= 10, "the drain must have been interrupted at least 10 times")
         let final = try await runMailmirror(["sync", "--config", config])
         #expect(final.status == 0, "\(final.standardError)")
-        try await check(user: user, messages: messages, maildir: dir.path + "/mail")
+        try await check(fixture, user: user, messages: messages, maildir: dir.path + "/mail")
     }
 
-    @Test func connectionCutAfterSomeRetrievalsBeforeQuit() async throws {
+    @Test(arguments: ServerKind.withPOP3)
+    func connectionCutAfterSomeRetrievalsBeforeQuit(server: ServerKind) async throws {
+        let fixture = try await TestServers.shared(server)
         let user = try fixture.makeUser("cut")
         // Enough batches (200 messages each) that the drain is still running for a good while
         // after the first one shows up, even when the suite's other tests slow down the
@@ -85,7 +87,7 @@ import TestSupport
         }
         let rerun = try await runMailmirror(["sync", "--config", config])
         #expect(rerun.status == 0, "\(rerun.standardError)")
-        try await check(user: user, messages: messages, maildir: dir.path + "/mail")
+        try await check(fixture, user: user, messages: messages, maildir: dir.path + "/mail")
     }
 }
 

@@ -7,11 +7,10 @@ import Support
 import Transport
 import TestSupport
 
+/// On Dovecot and Cyrus (Courier's POP3 is not tested).
 @Suite struct POP3DrainTests {
-    let fixture: DovecotFixture
-    init() async throws { fixture = try await DovecotFixture.shared() }
-
-    func drainAndCheck(starttls: Bool) async throws {
+    func drainAndCheck(_ server: ServerKind, starttls: Bool) async throws {
+        let fixture = try await TestServers.shared(server)
         let user = try fixture.makeUser("pop")
         let messages = (0..<200).map { pop3Message($0) }
         try await fixture.fill(user: user, messages)
@@ -35,10 +34,14 @@ import TestSupport
         #expect(status.standardOutput.contains("  INBOX: 200 local, 0 on the server"))
     }
 
-    @Test func drainsOverPOP3S() async throws { try await drainAndCheck(starttls: false) }
-    @Test func drainsOverSTLS() async throws { try await drainAndCheck(starttls: true) }
+    @Test(arguments: ServerKind.withPOP3)
+    func drainsOverPOP3S(server: ServerKind) async throws { try await drainAndCheck(server, starttls: false) }
+    @Test(arguments: ServerKind.withPOP3)
+    func drainsOverSTLS(server: ServerKind) async throws { try await drainAndCheck(server, starttls: true) }
 
-    @Test func keepOnServerDownloadsOnlyNewMessages() async throws {
+    @Test(arguments: ServerKind.withPOP3)
+    func keepOnServerDownloadsOnlyNewMessages(server: ServerKind) async throws {
+        let fixture = try await TestServers.shared(server)
         let user = try fixture.makeUser("keep")
         try await fixture.fill(user: user, (0..<20).map { pop3Message($0) })
         let dir = TemporaryDirectory()
@@ -62,7 +65,9 @@ import TestSupport
         #expect(localMessages(dir.path + "/mail").count == 24)
     }
 
-    @Test func deleteAfterDaysRemovesOnlyOldDeliveries() async throws {
+    @Test(arguments: ServerKind.withPOP3)
+    func deleteAfterDaysRemovesOnlyOldDeliveries(server: ServerKind) async throws {
+        let fixture = try await TestServers.shared(server)
         let user = try fixture.makeUser("aged")
         try await fixture.fill(user: user, (0..<3).map { pop3Message($0) })
         let dir = TemporaryDirectory()
@@ -78,7 +83,9 @@ import TestSupport
         #expect(localMessages(dir.path + "/mail").count == 3)
     }
 
-    @Test func maxMessageSizeLeavesLargeMessagesOnTheServer() async throws {
+    @Test(arguments: ServerKind.withPOP3)
+    func maxMessageSizeLeavesLargeMessagesOnTheServer(server: ServerKind) async throws {
+        let fixture = try await TestServers.shared(server)
         let user = try fixture.makeUser("big")
         try await fixture.fill(user: user, [pop3Message(1), pop3Message(2, bodyLines: 2000)])
         let dir = TemporaryDirectory()
@@ -91,7 +98,9 @@ import TestSupport
         #expect(try await fixture.serverCount(user: user) == 1)
     }
 
-    @Test func wrongPasswordFailsWithTheServersWords() async throws {
+    @Test(arguments: ServerKind.withPOP3)
+    func wrongPasswordFailsWithTheServersWords(server: ServerKind) async throws {
+        let fixture = try await TestServers.shared(server)
         let user = try fixture.makeUser("badpop")
         let dir = TemporaryDirectory()
         defer { dir.remove() }
@@ -101,7 +110,9 @@ import TestSupport
         #expect(out.standardError.contains("refused the login") && out.standardError.contains("check username and password_command"))
     }
 
-    @Test func starttlsWithoutSTLSIsRefusedNotDowngraded() async throws {
+    @Test(arguments: ServerKind.withPOP3)
+    func starttlsWithoutSTLSIsRefusedNotDowngraded(server: ServerKind) async throws {
+        let fixture = try await TestServers.shared(server)
         let server = try ScriptedServer([
             .send(Array("+OK POP3 ready\r\n".utf8)),
             .readLine,
@@ -115,7 +126,9 @@ import TestSupport
         #expect(error?.description.contains("does not offer STLS") == true)
     }
 
-    @Test func twentyMegabyteMessageWithBoundedMemory() async throws {
+    @Test(arguments: ServerKind.withPOP3)
+    func twentyMegabyteMessageWithBoundedMemory(server: ServerKind) async throws {
+        let fixture = try await TestServers.shared(server)
         var big = Array("From: a@b\r\nSubject: big\r\n\r\n".utf8)
         let line = Array(".leading dot and some text to fill the line with bytes 0123456789\r\n".utf8)
         while big.count < 20 << 20 { big += line }

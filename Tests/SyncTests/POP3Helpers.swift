@@ -22,7 +22,7 @@ func lf(_ bytes: [UInt8]) -> [UInt8] {
     return out
 }
 
-extension DovecotFixture {
+extension MailTestServer {
     /// Puts messages into the user's INBOX over IMAP (MULTIAPPEND batches).
     func fill(user: (name: String, password: String), _ messages: [[UInt8]]) async throws {
         let tls = TLSClientConfiguration(verifyName: "127.0.0.1", caFile: caFile)
@@ -59,7 +59,7 @@ extension DovecotFixture {
         name = "isp"
         protocol = "pop3"
         host = "127.0.0.1"
-        port = \(starttls ? pop3Port : pop3sPort)
+        port = \((starttls ? pop3PortIfAny : pop3sPortIfAny) ?? 0)
         tls = "\(starttls ? "starttls" : "implicit")"
         ca_file = "\(caFile)"
         username = "\(user.name)"

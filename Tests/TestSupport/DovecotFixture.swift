@@ -11,6 +11,7 @@ import Dispatch
 /// a fresh mailbox.
 public final class DovecotFixture: MailTestServer {
     public var kind: ServerKind { .dovecot }
+    public var pop3PortIfAny: UInt16? { pop3Port }
     public var pop3sPortIfAny: UInt16? { pop3sPort }
 
     public let directory: String

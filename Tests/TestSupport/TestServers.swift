@@ -24,7 +24,8 @@ public protocol MailTestServer: Sendable {
     /// IMAP without TLS (for a `FaultProxy` in front of it) and IMAP over TLS.
     var imapPort: UInt16 { get }
     var imapsPort: UInt16 { get }
-    /// POP3 over TLS, where the server is tested for it.
+    /// POP3 (STLS) and POP3 over TLS, where the server is tested for it.
+    var pop3PortIfAny: UInt16? { get }
     var pop3sPortIfAny: UInt16? { get }
     /// A new user with an empty mailbox. `fields` are Dovecot passwd-file fields (a quota);
     /// the other servers refuse them rather than ignore them.
@@ -64,7 +65,7 @@ public final class PackagedServerFixture: MailTestServer {
     public let caFile: String
     public let imapPort: UInt16
     public let imapsPort: UInt16
-    public let pop3Port: UInt16?
+    public let pop3PortIfAny: UInt16?
     public let pop3sPortIfAny: UInt16?
     public let pid: Int32
     public let host = "127.0.0.1"
@@ -92,7 +93,7 @@ public final class PackagedServerFixture: MailTestServer {
         pid = started.pid
         imapPort = started.ports[0]
         imapsPort = started.ports[1]
-        pop3Port = started.ports.count == 4 ? started.ports[2] : nil
+        pop3PortIfAny = started.ports.count == 4 ? started.ports[2] : nil
         pop3sPortIfAny = started.ports.count == 4 ? started.ports[3] : nil
     }
 
