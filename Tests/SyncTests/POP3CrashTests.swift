@@ -37,8 +37,11 @@ import TestSupport
             if k % 3 == 0 {
                 try await Task.sleep(for: .milliseconds(1 + Int(rng.next() % 60)))
             } else {
-                while countFiles(dir.path + "/mail/INBOX/new") < threshold && !process.hasExited && monotonicSeconds() < deadline {
-                    try await Task.sleep(for: .milliseconds(1))
+                // Polled on a Dispatch thread: under the suite's load (three servers' tests
+                // at once) a Task.sleep on the cooperative pool can oversleep the drain.
+                let inbox = dir.path + "/mail/INBOX/new"
+                try await runBlocking(label: "test.wait-drain") {
+                    while countFiles(inbox) < threshold && !process.hasExited && monotonicSeconds() < deadline { usleep(500) }
                 }
             }
             if !process.hasExited { kills += 1 }
