@@ -27,11 +27,16 @@ extension Configuration {
             lines.append("layout = \(quote(a.layout.rawValue))")
             if a.protocol == .imap {
                 lines.append("folders = [\(a.folders.map(quote).joined(separator: ", "))]")
+                if ["imap.gmail.com", "imap.googlemail.com"].contains(a.host.lowercased()) {
+                    lines.append("# Gmail: \"[Gmail]/All Mail\", \"Important\" and \"Starred\" are views of the label folders and are not mirrored"
+                                 + " unless named in folders (`check-config --connect` lists them)")
+                }
                 lines.append("direction = \(quote(a.direction.rawValue))")
                 lines.append("delete = \(quote(a.delete.rawValue))")
                 lines.append("idle = [\(a.idle.map(quote).joined(separator: ", "))]")
                 lines.append("push = \(quote(a.push.rawValue))")
                 lines.append("connections = \(a.connections)")
+                lines.append("max_connections = \(a.maxConnections)")
                 lines.append("compress = \(a.compress == .auto ? "\"auto\"" : a.compress.rawValue)")
                 lines.append("max_delete_fraction = \(a.maxDeleteFraction)")
             } else {

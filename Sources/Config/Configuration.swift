@@ -95,6 +95,12 @@ public struct AccountConfiguration: Sendable, Equatable {
     /// Seconds between checks in the daemon.
     public var pollInterval: Int
     public var connections: Int
+    /// The most connections open to the server at once (`max_connections`): the sync
+    /// pass's `connections` plus the daemon's push (one for NOTIFY, one per IDLE folder).
+    /// Servers cap connections per user (Dovecot 10 per address, Gmail 15, Exchange 16).
+    public var maxConnections: Int
+    /// How many folders the daemon may IDLE on, each on its own connection.
+    public var idleConnections: Int { max(1, maxConnections - connections) }
     public var compress: CompressSetting
     public var maxDeleteFraction: Double
     /// Seconds; only newer messages are pulled.

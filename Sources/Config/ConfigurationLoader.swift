@@ -172,11 +172,11 @@ private struct Validator {
         }
     }
 
-    static let imapOnlyKeys = ["folders", "direction", "delete", "idle", "connections", "push"]
+    static let imapOnlyKeys = ["folders", "direction", "delete", "idle", "connections", "max_connections", "push"]
     static let pop3OnlyKeys = ["keep_on_server", "delete_after_days"]
     static let accountKeys = ["name", "protocol", "host", "port", "tls", "allow_plaintext", "ca_file", "username",
                               "password", "password_command", "auth", "maildir", "layout", "folders", "direction",
-                              "delete", "idle", "push", "poll_interval", "connections", "compress", "max_delete_fraction",
+                              "delete", "idle", "push", "poll_interval", "connections", "max_connections", "compress", "max_delete_fraction",
                               "max_age", "max_message_size", "on_new_mail", "keep_on_server", "delete_after_days"]
 
     mutating func validateAccount(_ table: TOMLTable, general: GeneralSettings) -> AccountConfiguration? {
@@ -267,6 +267,7 @@ private struct Validator {
         var idle = ["INBOX"]
         var push = PushMethod.auto
         var connections = 2
+        var maxConnections: Int?
         var keepOnServer = false
         var deleteAfterDays: Int?
         if proto == .imap {
@@ -283,6 +284,11 @@ private struct Validator {
             push = r.enumeration("push", PushMethod.allCases.map(\.rawValue), &self).flatMap(PushMethod.init) ?? .auto
             if let c = r.integer("connections", &self) {
                 if c < 1 || c > 16 { error(r.line("connections"), "connections = \(c) must be between 1 and 16") } else { connections = Int(c) }
+            }
+            if let m = r.integer("max_connections", &self) {
+                if m < 2 || m > 100 { error(r.line("max_connections"), "max_connections = \(m) must be between 2 and 100 (the server's limit per user; 10 if unsure)") }
+                else if m <= connections { error(r.line("max_connections"), "max_connections = \(m) must be more than connections = \(connections): the daemon's push needs a connection of its own") }
+                else { maxConnections = Int(m) }
             }
         } else {
             keepOnServer = r.boolean("keep_on_server", &self) ?? false
@@ -328,7 +334,7 @@ private struct Validator {
             name: name, protocol: proto, host: host, port: port, tls: tls, allowPlaintext: allowPlaintext,
             caFile: caFile, username: username, password: password, auth: auth, maildir: maildir, layout: layout,
             folders: folders, direction: direction, delete: delete, idle: idle, push: push, pollInterval: pollInterval,
-            connections: connections, compress: compress, maxDeleteFraction: maxDeleteFraction, maxAge: maxAge,
+            connections: connections, maxConnections: maxConnections ?? max(10, connections + 1), compress: compress, maxDeleteFraction: maxDeleteFraction, maxAge: maxAge,
             maxMessageSize: maxMessageSize, onNewMail: onNewMail, keepOnServer: keepOnServer,
             deleteAfterDays: deleteAfterDays, line: header)
     }

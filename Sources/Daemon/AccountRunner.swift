@@ -361,8 +361,9 @@ public actor AccountRunner {
     }
 
     /// Reports server changes: NOTIFY (RFC 5465) for every folder on one connection when
-    /// offered; otherwise IDLE (RFC 2177) on each folder of `idle`, one connection each.
-    /// Returns only on error (then `pushLoop` reconnects) or stop.
+    /// offered; otherwise IDLE (RFC 2177) on each folder of `idle`, one connection each, as
+    /// many as `max_connections` leaves beside the sync pass's `connections` (the others are
+    /// checked every `poll_interval`). Returns only on error (then `pushLoop` reconnects) or stop.
     private func watchServer() async throws {
         let secret = try await account.password?.resolve(account: account.name) ?? ""
         update { $0.state = "connecting" }
@@ -370,37 +371,92 @@ public actor AccountRunner {
         pushSessions = []
         let session = try await pushSession(secret: secret)
         ensureWatcher()
+        let naming = try await FolderNaming.discover(session)
         let useNotify = await session.capabilities.contains("NOTIFY") && account.push != .idle
         if useNotify {
             _ = try await session.select(.inbox, readOnly: true)
             try await session.execute(.notify("SET (selected (MessageNew (UID) MessageExpunge FlagChange)) (personal (MessageNew MessageExpunge FlagChange MailboxName))"))
             update { $0.state = "connected"; $0.push = "NOTIFY" }
             pushConnected()
-            try await idleLoop(session: session, folder: nil)
+            try await idleLoop(session: session, folder: nil, naming: naming)
             return
         }
-        // IDLE: the folders of `idle` that are mirrored (INBOX by default; ["*"] for all).
-        let naming = FolderNaming()
-        let mirrored = FolderFilter(account.folders)
-        let wanted = FolderFilter(account.idle)
-        var folders: [([String], MailboxName)] = []
-        for entry in try await session.list() where !entry.has("\\Noselect") && !entry.has("\\NonExistent") {
-            if let f = naming.folder(for: entry.name), mirrored.includes(f), wanted.includes(f) { folders.append((f, entry.name)) }
-        }
-        if folders.isEmpty { folders = [(["INBOX"], .inbox)] }
+        let folders = try await idleFolders(session: session, naming: naming)
+        let sessions = await openIdleSessions(first: session, count: folders.count, secret: secret, folders: folders)
         update { $0.state = "connected"; $0.push = "IDLE" }
         pushConnected()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for (index, (folder, mailbox)) in folders.enumerated() {
+            for (s, (folder, mailbox)) in zip(sessions, folders) {
                 group.addTask {
-                    let s = index == 0 ? session : try await self.pushSession(secret: secret)
                     _ = try await s.select(mailbox, readOnly: true)
-                    try await self.idleLoop(session: s, folder: folder)
+                    try await self.idleLoop(session: s, folder: folder, naming: naming)
                 }
             }
             try await group.next()   // the first failure ends all; pushLoop reconnects
             group.cancelAll()
         }
+    }
+
+    /// The folders to IDLE on: those of `idle` that are mirrored (INBOX by default; ["*"]
+    /// for all), INBOX first, at most `idleConnections` of them.
+    private func idleFolders(session: IMAPSession, naming: FolderNaming) async throws -> [([String], MailboxName)] {
+        let entries = try await session.list()
+        var mirrored = FolderFilter(account.folders)
+        mirrored.leftOut = Set(ViewFolders.leftOut(entries, naming: naming, patterns: account.folders).map(\.folder))
+        let wanted = FolderFilter(account.idle)
+        var folders: [([String], MailboxName)] = []
+        for entry in entries where !entry.has("\\Noselect") && !entry.has("\\NonExistent") {
+            if let f = naming.folder(for: entry.name), mirrored.includes(f), wanted.includes(f) { folders.append((f, entry.name)) }
+        }
+        folders.sort { a, b in a.0 == ["INBOX"] || (b.0 != ["INBOX"] && a.0.lexicographicallyPrecedes(b.0)) }
+        if folders.isEmpty { folders = [(["INBOX"], .inbox)] }
+        let budget = account.idleConnections
+        if folders.count > budget {
+            let polled = folders[budget...].map { FolderNaming.displayName($0.0) }
+            logger.once(.warn, "IDLE on \(budget) of \(folders.count) folders (max_connections = \(account.maxConnections), "
+                        + "of which connections = \(account.connections) are for syncing); the other \(polled.count) (\(Self.list(polled))) "
+                        + "are checked every \(formatDuration(account.pollInterval)). Raise max_connections if the server allows more, or list fewer folders in `idle`")
+            folders.removeLast(folders.count - budget)
+        }
+        return folders
+    }
+
+    /// One session per IDLE folder, `first` for the first, opened together. When the server
+    /// refuses one (its connection limit, or other clients using it), the folders without
+    /// a session fall back to the poll, and room is given back for the sync pass's
+    /// `connections`; a later reconnect tries again.
+    private func openIdleSessions(first: IMAPSession, count: Int, secret: String, folders: [([String], MailboxName)]) async -> [IMAPSession] {
+        guard count > 1 else { return [first] }
+        var opened: [(Int, IMAPSession)] = [(0, first)]
+        var refusal: (any Error)?
+        await withTaskGroup(of: (Int, Result<IMAPSession, any Error>).self) { group in
+            for index in 1..<count {
+                group.addTask {
+                    do { return (index, .success(try await self.pushSession(secret: secret))) } catch { return (index, .failure(error)) }
+                }
+            }
+            for await (index, result) in group {
+                switch result {
+                case .success(let s): opened.append((index, s))
+                case .failure(let error): refusal = refusal ?? error
+                }
+            }
+        }
+        // Sessions are not selected yet, so any of them can watch any folder.
+        let sessions = opened.sorted { $0.0 < $1.0 }.map(\.1)
+        guard let refusal else { return sessions }
+        let keep = max(1, sessions.count - account.connections)
+        for s in sessions[keep...] { await s.close() }
+        let polled = folders[keep...].map { FolderNaming.displayName($0.0) }
+        logger.warn("the server refused an IDLE connection (\(refusal)) after \(sessions.count) of \(count): IDLE stays on \(keep), "
+                    + "leaving room for the \(account.connections) sync connection(s); \(Self.list(polled)) checked every \(formatDuration(account.pollInterval)) "
+                    + "until the push reconnects. Set max_connections to what the server allows (\(sessions.count) push plus the sync pass's worked)")
+        return Array(sessions.prefix(keep))
+    }
+
+    /// A few names, then "…".
+    private static func list(_ names: [String]) -> String {
+        names.count <= 5 ? names.joined(separator: ", ") : names.prefix(5).joined(separator: ", ") + " and \(names.count - 5) more"
     }
 
     /// The first connection lets the first pass start; a later one (a reconnect) may have
@@ -412,8 +468,7 @@ public actor AccountRunner {
     /// IDLE, renewed well before the 30-minute limit (a dead connection is noticed within
     /// 2 × keepalive, when the renewal times out); each batch of events asks for a pass of
     /// the folders it concerns (`folder` for IDLE; from STATUS responses under NOTIFY).
-    private func idleLoop(session: IMAPSession, folder: [String]?) async throws {
-        let naming = FolderNaming()
+    private func idleLoop(session: IMAPSession, folder: [String]?, naming: FolderNaming) async throws {
         let keepalive = Double(min(account.pollInterval, 25 * 60))
         while !stopped && !Task.isCancelled {
             let events = try await session.idle(timeout: keepalive)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// How much a `Logger` says, from least to most.
 public enum LogLevel: Int, Sendable, Comparable, CaseIterable {
@@ -73,6 +74,14 @@ public struct Logger: Sendable {
         StandardStream.error.write(line)
     }
 
+    /// Writes `message` at `messageLevel` the first time this process says it (with this
+    /// context), at debug level after that: for facts a daemon would otherwise repeat every pass.
+    public func once(_ messageLevel: LogLevel, _ message: String) {
+        let key = context + message
+        let first = saidLines.withLock { $0.insert(key).inserted }
+        log(first ? messageLevel : .debug, message)
+    }
+
     /// Writes `message` at `messageLevel` if the logger's level lets it through.
     public func log(_ messageLevel: LogLevel, _ message: @autoclosure () -> String) {
         guard messageLevel <= level else { return }
@@ -92,6 +101,9 @@ public struct Logger: Sendable {
         StandardStream.error.write(line)
     }
 }
+
+/// What `Logger.once` has said in this process.
+private let saidLines = Mutex(Set<String>())
 
 extension String {
     /// One event is one line: embedded line breaks become ` | `.

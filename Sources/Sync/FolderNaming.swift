@@ -50,6 +50,16 @@ public struct FolderNaming: Sendable, Equatable {
         return MailboxName(bytes: bytes)
     }
 
+    /// The personal namespace prefix and delimiter (RFC 2342), else the delimiter of INBOX.
+    public static func discover(_ session: IMAPSession) async throws -> FolderNaming {
+        let utf8 = await session.enabled.contains("UTF8=ACCEPT")
+        if let ns = try await session.namespace(), let personal = ns.personal.first {
+            return FolderNaming(prefix: personal.prefix, delimiter: personal.delimiter, utf8: utf8)
+        }
+        let inbox = try await session.list(pattern: Array("INBOX".utf8)).first
+        return FolderNaming(prefix: [], delimiter: inbox?.delimiter, utf8: utf8)
+    }
+
     /// How a folder is shown and matched against `folders` patterns: components joined by "/".
     public static func displayName(_ folder: [String]) -> String { folder.joined(separator: "/") }
 }
@@ -58,10 +68,14 @@ public struct FolderNaming: Sendable, Equatable {
 /// separator `/`, a leading `!` excludes; the last pattern that matches decides.
 public struct FolderFilter: Sendable {
     public let patterns: [String]
+    /// Folders left out whatever the patterns say: the server's views of other folders
+    /// that the patterns do not name (see `ViewFolders`).
+    public var leftOut: Set<[String]> = []
 
     public init(_ patterns: [String]) { self.patterns = patterns }
 
     public func includes(_ folder: [String]) -> Bool {
+        if leftOut.contains(folder) { return false }
         let name = Array(FolderNaming.displayName(folder).unicodeScalars)
         var included = false
         for pattern in patterns {

@@ -124,7 +124,7 @@ public struct IMAPAccountSync: Sendable {
             // NAMESPACE and the LIST (with STATUS) go out together: the pattern does not
             // depend on the namespace.
             async let listing = main.listWithStatus()
-            let naming = try await discoverNaming(main)
+            let naming = try await FolderNaming.discover(main)
             let all = try await reconcileFolders(session: main, state: state, accountID: accountID, store: store, naming: naming,
                                                  listing: try await listing, report: &report)
             Trace.mark("\(account.name): folders listed")
@@ -367,16 +367,6 @@ public struct IMAPAccountSync: Sendable {
         var item: (WorkItem, IMAPFolderStore)?
     }
 
-    /// The personal namespace prefix and delimiter (RFC 2342), else the delimiter of INBOX.
-    func discoverNaming(_ session: IMAPSession) async throws -> FolderNaming {
-        let utf8 = await session.enabled.contains("UTF8=ACCEPT")
-        if let ns = try await session.namespace(), let personal = ns.personal.first {
-            return FolderNaming(prefix: personal.prefix, delimiter: personal.delimiter, utf8: utf8)
-        }
-        let inbox = try await session.list(pattern: Array("INBOX".utf8)).first
-        return FolderNaming(prefix: [], delimiter: inbox?.delimiter, utf8: utf8)
-    }
-
     /// One folder to sync.
     struct WorkItem: Sendable {
         var mailbox: MailboxName
@@ -391,11 +381,17 @@ public struct IMAPAccountSync: Sendable {
     func reconcileFolders(session: IMAPSession, state: StateStore, accountID: AccountID, store: MaildirStore,
                           naming: FolderNaming, listing: (entries: [ListEntry], status: [MailboxName: MailboxStatus]),
                           report: inout AccountReport) async throws -> [WorkItem] {
-        let filter = FolderFilter(account.folders)
         let log = logger.with(context: account.name)
         var remote: [[String]: MailboxName] = [:]
         var noselect: [[String]] = []
         let (entries, statuses) = listing
+        var filter = FolderFilter(account.folders)
+        // Views of other folders (Gmail's All Mail…) are left out on both sides: a local
+        // folder of that name is not uploaded either.
+        for view in ViewFolders.leftOut(entries, naming: naming, patterns: account.folders) where filter.includes(view.folder) {
+            filter.leftOut.insert(view.folder)
+            log.once(.info, "\(FolderNaming.displayName(view.folder)): \(view.reason)")
+        }
         for entry in entries {
             guard let folder = naming.folder(for: entry.name), filter.includes(folder) else { continue }
             if entry.has("\\NonExistent") { continue }

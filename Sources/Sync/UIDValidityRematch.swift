@@ -37,8 +37,7 @@ struct UIDValidityRematch {
         let section = Array("HEADER.FIELDS (\(fields.joined(separator: " ")))".utf8)
         var server: [(uid: UID, flags: MessageFlags)] = []
         var byKey: [[UInt8]: [Int]] = [:]
-        let (messages, _) = try await session.fetch(UIDSet(ranges: [1...UInt32.max]),
-                                                     items: [.uid, .flags, .rfc822Size, .headerFields(fields)])
+        let messages = try await session.fetchAll(items: [.uid, .flags, .rfc822Size, .headerFields(fields)])
         for m in messages.sorted(by: { ($0.uid ?? UID(0)) < ($1.uid ?? UID(0)) }) {
             guard let uid = m.uid, let size = m.size else { continue }
             let header = m.sections[section] ?? []

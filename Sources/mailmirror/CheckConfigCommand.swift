@@ -46,9 +46,11 @@ enum CheckConfigCommand {
                     throw error
                 }
                 let caps = await session.capabilities.sorted()
+                let notes = try await folderNotes(account, session: session, capabilities: Set(caps))
                 await session.logout()
                 let scheme = account.tls == .implicit ? "imaps" : account.tls == .starttls ? "imap+starttls" : "imap"
-                return ("\(account.name): ok, \(scheme) \(endpoint), \(tls), logged in as \(account.username), \(caps.joined(separator: " "))", true)
+                return ("\(account.name): ok, \(scheme) \(endpoint), \(tls), logged in as \(account.username), \(caps.joined(separator: " "))"
+                        + notes.map { "\n  \($0)" }.joined(), true)
             case .pop3:
                 let client = try await POP3Client.connect(host: account.host, port: account.port, security: security)
                 let tls = await client.connection.tlsVersion ?? "no TLS"
@@ -70,5 +72,33 @@ enum CheckConfigCommand {
         } catch {
             return ("\(account.name): failed, \(error)", false)
         }
+    }
+
+    /// What the server's folder list means for this account: the views left out (see
+    /// `ViewFolders`) and how the daemon will learn of changes.
+    static func folderNotes(_ account: AccountConfiguration, session: IMAPSession, capabilities: Set<String>) async throws -> [String] {
+        let naming = try await FolderNaming.discover(session)
+        let entries = try await session.list()
+        var notes: [String] = []
+        let views = ViewFolders.leftOut(entries, naming: naming, patterns: account.folders)
+        var filter = FolderFilter(account.folders)
+        filter.leftOut = Set(views.map(\.folder))
+        for view in views where FolderFilter(account.folders).includes(view.folder) {
+            notes.append("\(FolderNaming.displayName(view.folder)): \(view.reason)")
+        }
+        if capabilities.contains("NOTIFY") && account.push == .auto {
+            notes.append("daemon push: NOTIFY, every folder on one connection")
+        } else {
+            let wanted = FolderFilter(account.idle)
+            let idle = entries.filter { !$0.has("\\Noselect") && !$0.has("\\NonExistent") }
+                .compactMap { naming.folder(for: $0.name) }.filter { filter.includes($0) && wanted.includes($0) }
+            let used = min(max(idle.count, 1), account.idleConnections)
+            var line = "daemon push: IDLE (\(capabilities.contains("NOTIFY") ? "push = \"idle\"" : "no NOTIFY on this server")) on \(used) folder(s), one connection each"
+            if idle.count > used {
+                line += "; \(idle.count - used) more match `idle` but max_connections = \(account.maxConnections) leaves \(used) beside connections = \(account.connections): they are checked every \(formatDuration(account.pollInterval))"
+            }
+            notes.append(line)
+        }
+        return notes
     }
 }

@@ -102,6 +102,27 @@ func text(_ parts: [CommandPart]) -> String {
         #expect(chunks.reduce(0) { $0 + $1.count } == 10000)
     }
 
+    /// MESSAGELIMIT (RFC 9738): no piece names more UIDs than the limit, ranges are split
+    /// where they must be, nothing is lost or doubled, and `n:*` stays whole.
+    @Test(arguments: [1, 7, 100, 1000]) func uidSetChunksWithinAMessageLimit(_ limit: Int) {
+        let set = UIDSet(ranges: [1...250, 300...300, 302...304, 1000...1999, 5000...5000])
+        let chunks = set.chunked(maxLength: 4000, maxCount: limit)
+        #expect(chunks.allSatisfy { $0.count <= limit && $0.description.utf8.count <= 4000 })
+        #expect(chunks.reduce(0) { $0 + $1.count } == set.count)
+        #expect(UIDSet(ranges: chunks.flatMap(\.ranges)) == set)
+        #expect(chunks.count == (set.count + limit - 1) / limit)   // full pieces but the last
+        #expect(UIDSet.from(UID(5)).chunked(maxCount: limit) == [UIDSet.from(UID(5))])
+        let sparse = UIDSet((1...5000).filter { $0 % 2 == 0 }.map { UID(UInt32($0)) })
+        let both = sparse.chunked(maxLength: 900, maxCount: limit)
+        #expect(both.allSatisfy { $0.count <= limit && $0.description.utf8.count <= 900 })
+        #expect(UIDSet(ranges: both.flatMap(\.ranges)) == sparse)
+    }
+
+    @Test func sequenceFetchIsWrittenLikeAUIDSet() {
+        let e = CommandEncoder(literalPlus: true)
+        #expect(text(e.encode(.fetch(UIDSet(ranges: [5001...10000]), [.uid, .flags]), tag: "A1")) == "A1 FETCH 5001:10000 (UID FLAGS)\r\n")
+    }
+
     @Test func datesRoundTrip() {
         #expect(IMAPDate.format(837596665) == "17-Jul-1996 09:44:25 +0000")
         #expect(IMAPDate.parse(Array(IMAPDate.format(837596665).utf8)) == 837596665)

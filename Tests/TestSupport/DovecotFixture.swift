@@ -38,18 +38,26 @@ public final class DovecotFixture: MailTestServer {
     /// ESEARCH, NOTIFY), for the paths taken on servers without them. `courier`: folders
     /// live under the prefix "INBOX." with the delimiter ".", as on Courier. `noUIDPlus`:
     /// `basic`, and without UIDPLUS either.
-    public static func start(compress: Bool, basic: Bool = false, courier: Bool = false, noUIDPlus: Bool = false) async throws -> DovecotFixture {
-        try await runBlocking(label: "fixture.start") { try startBlocking(compress: compress, basic: basic, courier: courier, noUIDPlus: noUIDPlus) }
+    /// `options`: more `dovecot-fixture start` options, e.g. `--gmail`, `--no-notify`.
+    public static func start(compress: Bool, basic: Bool = false, courier: Bool = false, noUIDPlus: Bool = false,
+                             options more: [String] = []) async throws -> DovecotFixture {
+        try await runBlocking(label: "fixture.start") { try startBlocking(compress: compress, basic: basic, courier: courier, noUIDPlus: noUIDPlus, options: more) }
     }
 
     /// Starts a new instance (e.g. with different server options); stopped at exit too.
-    public static func startBlocking(compress: Bool, basic: Bool = false, courier: Bool = false, noUIDPlus: Bool = false) throws -> DovecotFixture {
+    public static func startBlocking(compress: Bool, basic: Bool = false, courier: Bool = false, noUIDPlus: Bool = false,
+                                     options more: [String] = []) throws -> DovecotFixture {
         let options = (compress ? "" : " --no-compress") + (basic ? " --basic" : "") + (courier ? " --courier" : "") + (noUIDPlus ? " --no-uidplus" : "")
+            + more.map { " " + $0 }.joined()
         let started = try startFixtureScript("dovecot-fixture", serverName: "Dovecot", portCount: 4, options: options)
-        return DovecotFixture(directory: started.directory, caFile: started.caFile, ports: started.ports, pid: started.pid)
+        return DovecotFixture(directory: started.directory, caFile: started.caFile, ports: started.ports, pid: started.pid, options: options)
     }
 
-    private init(directory: String, caFile: String, ports: [UInt16], pid: Int32) {
+    /// The `start` options it was started with (a restart uses them again).
+    private let options: String
+
+    private init(directory: String, caFile: String, ports: [UInt16], pid: Int32, options: String) {
+        self.options = options
         self.directory = directory
         self.caFile = caFile
         self.imapPort = ports[0]
@@ -75,7 +83,7 @@ public final class DovecotFixture: MailTestServer {
     public func restart(downtime: Double) async throws {
         stop()
         try await Task.sleep(for: .milliseconds(Int(downtime * 1000)))
-        let command = "\(repositoryRoot)/scripts/dovecot-fixture start \(directory) \(imapPort) \(imapsPort) \(pop3Port) \(pop3sPort)"
+        let command = "\(repositoryRoot)/scripts/dovecot-fixture start \(directory) \(imapPort) \(imapsPort) \(pop3Port) \(pop3sPort)\(options)"
         let result = try await Subprocess.runShell(command, timeout: 60)
         guard result.succeeded else { throw FixtureError(message: "restart failed: \(String(decoding: result.standardError, as: UTF8.self))") }
     }

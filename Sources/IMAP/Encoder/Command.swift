@@ -84,6 +84,9 @@ public enum Command: Sendable {
     case rename(MailboxName, MailboxName)
     case subscribe(MailboxName)
     case uidFetch(UIDSet, [FetchItem], changedSince: ModSeq?, vanished: Bool)
+    /// `FETCH` by message sequence numbers (written like a UID set): for paging a large
+    /// mailbox, since the server may not send EXPUNGE during FETCH (RFC 3501 §7.4.1).
+    case fetch(UIDSet, [FetchItem])
     /// `UID SEARCH` with raw criteria (e.g. `HEADER X-Mailmirror-Token abc`), ESEARCH `RETURN (ALL)` when asked.
     case uidSearch(criteria: [SearchKey], returnAll: Bool)
     case uidStore(UIDSet, StoreOperation, [Flag], silent: Bool, unchangedSince: ModSeq?)
@@ -122,6 +125,7 @@ public enum Command: Sendable {
         case .rename(let a, let b): "RENAME \(a) \(b)"
         case .subscribe(let m): "SUBSCRIBE \(m)"
         case .uidFetch: "UID FETCH"
+        case .fetch: "FETCH"
         case .uidSearch: "UID SEARCH"
         case .uidStore: "UID STORE"
         case .uidCopy(_, let m): "UID COPY to \(m)"

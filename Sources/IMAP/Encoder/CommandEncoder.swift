@@ -141,6 +141,8 @@ public struct CommandEncoder: Sendable {
         case let .uidFetch(set, items, changedSince, vanished):
             b.add("UID FETCH \(set) (" + items.map(\.text).joined(separator: " ") + ")")
             if let changedSince { b.add(" (CHANGEDSINCE \(changedSince)\(vanished ? " VANISHED" : ""))") }
+        case let .fetch(set, items):
+            b.add("FETCH \(set) (" + items.map(\.text).joined(separator: " ") + ")")
         case let .uidSearch(criteria, returnAll):
             b.add("UID SEARCH ")
             if returnAll { b.add("RETURN (ALL) ") }

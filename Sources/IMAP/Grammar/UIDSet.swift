@@ -62,22 +62,37 @@ public struct UIDSet: Hashable, Sendable, CustomStringConvertible, Sequence {
     }
 
     /// The set split into pieces whose text stays within `maxLength` bytes, so a command
-    /// line stays server-friendly (RFC 7162 §4 recommends lines under 8192 octets).
-    public func chunked(maxLength: Int = 4000) -> [UIDSet] {
+    /// line stays server-friendly (RFC 7162 §4 recommends lines under 8192 octets), and
+    /// that hold at most `maxCount` UIDs each (a server's MESSAGELIMIT, RFC 9738). A range
+    /// ending in `*` is never split by count (its count is not the server's).
+    public func chunked(maxLength: Int = 4000, maxCount: Int? = nil) -> [UIDSet] {
         var chunks: [UIDSet] = []
         var current = UIDSet()
-        var length = 0
-        for r in ranges {
-            let piece = UIDSet(ranges: [r]).description.utf8.count + 1
-            if length + piece > maxLength && !current.isEmpty {
-                chunks.append(current)
-                current = UIDSet()
-                length = 0
-            }
-            current.ranges.append(r)
-            length += piece
+        var length = 0, count = 0
+        let limit = maxCount.map { Swift.max(1, $0) } ?? Int.max
+        func close() {
+            if !current.isEmpty { chunks.append(current) }
+            current = UIDSet(); length = 0; count = 0
         }
-        if !current.isEmpty { chunks.append(current) }
+        for whole in ranges {
+            var r = whole
+            while true {
+                var piece = r
+                if r.upperBound != UInt32.max, Int(r.upperBound - r.lowerBound) + 1 > limit - count {
+                    if count == limit { close() }
+                    piece = r.lowerBound...(r.lowerBound + UInt32(limit - count - 1))
+                }
+                let text = UIDSet(ranges: [piece]).description.utf8.count + 1
+                if length + text > maxLength && !current.isEmpty { close(); continue }
+                current.ranges.append(piece)
+                length += text
+                count += piece.upperBound == UInt32.max ? 1 : Int(piece.upperBound - piece.lowerBound) + 1
+                if count >= limit { close() }
+                guard piece.upperBound < r.upperBound else { break }
+                r = (piece.upperBound + 1)...r.upperBound
+            }
+        }
+        close()
         return chunks
     }
 

@@ -2,10 +2,29 @@ import Transport
 
 /// Why an IMAP operation failed, with the server's words where it gave any.
 public enum IMAPError: Error, Sendable, CustomStringConvertible {
+    /// How a refused LOGIN/AUTHENTICATE is classified: for now (too many connections) or
+    /// for the credentials.
+    static func loginRefusal(peer: String, code: ResponseCode?, text: String) -> IMAPError {
+        let forNow: Bool
+        switch code {
+        case .other(let name, _)?: forNow = ["LIMIT", "INUSE", "UNAVAILABLE"].contains(name)
+        default: forNow = false
+        }
+        let lowered = text.lowercased()
+        if forNow || lowered.contains("too many") || lowered.contains("maximum number of connections") {
+            return .loginRefusedForNow(peer: peer, text: code.map { "[\($0.name)] " + text } ?? text)
+        }
+        return .authenticationFailed(peer: peer, text: text)
+    }
+
+
     /// The server answered NO or BAD.
     case commandFailed(command: String, tag: String, status: ResponseStatus, code: ResponseCode?, text: String)
     /// LOGIN / AUTHENTICATE was refused (wrong password, account locked …).
     case authenticationFailed(peer: String, text: String)
+    /// The login was refused for now, not for the credentials: too many connections to the
+    /// account (RFC 5530 LIMIT, INUSE, UNAVAILABLE; Gmail's "Too many simultaneous connections").
+    case loginRefusedForNow(peer: String, text: String)
     /// The server forbids LOGIN (LOGINDISABLED) and offers no usable mechanism.
     case loginDisabled(peer: String)
     /// The configured mechanism is not among the server's AUTH= capabilities.
@@ -50,6 +69,9 @@ public enum IMAPError: Error, Sendable, CustomStringConvertible {
             return "server answered \(status.rawValue)\(codeText) to \(command) (\(tag)): \(text)"
         case let .authenticationFailed(peer, text):
             return "\(peer) refused the login (\(text.isEmpty ? "no reason given" : text)); check username and password_command"
+        case let .loginRefusedForNow(peer, text):
+            return "\(peer) refused the login for now (\(text)): too many connections to this account — other mail clients, "
+                + "or max_connections above what the server allows; mailmirror retries"
         case let .loginDisabled(peer):
             return "\(peer) disables LOGIN and offers no SASL mechanism mailmirror can use (needs TLS first? set tls = \"starttls\" or \"implicit\")"
         case let .mechanismNotOffered(peer, mechanism, offered):
@@ -76,7 +98,7 @@ public enum IMAPError: Error, Sendable, CustomStringConvertible {
     public var isRetryable: Bool {
         switch self {
         case .transport(let e): e.isRetryable
-        case .bye, .closed, .protocolViolation: true
+        case .bye, .closed, .protocolViolation, .loginRefusedForNow: true
         case .commandFailed(_, _, let status, _, _): status == .no
         case .authenticationFailed, .loginDisabled, .mechanismNotOffered, .missingCapability, .startTLSInjection: false
         case .bodySinkFailed: true

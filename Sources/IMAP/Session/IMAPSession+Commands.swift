@@ -64,6 +64,21 @@ public struct AssignedUIDs: Sendable, Equatable {
     public var uidValidity: UIDValidity
     public var source: UIDSet?
     public var destination: UIDSet
+
+    /// The COPYUIDs of a command sent in pieces, as one; nil unless every piece had one
+    /// (with the same UIDVALIDITY). Pieces go in ascending UID order and servers assign
+    /// ascending UIDs, so the joined sets still pair in order.
+    static func joined(_ pieces: [AssignedUIDs?]) -> AssignedUIDs? {
+        guard let first = pieces.first ?? nil else { return nil }
+        guard pieces.count > 1 else { return first }
+        var joined = first
+        for piece in pieces.dropFirst() {
+            guard let piece, piece.uidValidity == first.uidValidity, let s = piece.source, let js = joined.source else { return nil }
+            joined.source = UIDSet(ranges: js.ranges + s.ranges)
+            joined.destination = UIDSet(ranges: joined.destination.ranges + piece.destination.ranges)
+        }
+        return joined
+    }
 }
 
 /// Builds SASL client responses; it keeps state between challenges.
@@ -289,10 +304,45 @@ extension IMAPSession {
 
     /// UID FETCH of metadata; with `changedSince` (CONDSTORE) only what changed, and with
     /// QRESYNC enabled also the UIDs that vanished.
+    /// An explicit set is split to keep command lines short and within MESSAGELIMIT; a
+    /// set ending in `*` is sent whole (page those with `fetchAll`).
     public func fetch(_ uids: UIDSet, items: [FetchItem], changedSince: ModSeq? = nil) async throws -> (messages: [FetchedMessage], vanished: UIDSet) {
         let vanished = changedSince != nil && enabled.contains("QRESYNC")
-        let result = try await execute(.uidFetch(uids, items, changedSince: changedSince, vanished: vanished))
-        return Self.collectFetches(result.untagged)
+        let chunks = uids.chunked(maxCount: messageLimit)
+        guard chunks.count > 1 else {
+            let result = try await execute(.uidFetch(uids, items, changedSince: changedSince, vanished: vanished))
+            return Self.collectFetches(result.untagged)
+        }
+        var untagged: [UntaggedResponse] = []
+        for result in try await pipeline(chunks.map { .uidFetch($0, items, changedSince: changedSince, vanished: vanished) }) {
+            untagged += try result.get().untagged
+        }
+        return Self.collectFetches(untagged)
+    }
+
+    /// `items` of every message of the selected mailbox. Up to `pageSize` messages (and
+    /// never more than MESSAGELIMIT) it is one `UID FETCH 1:*`; a larger mailbox is read in
+    /// pages by sequence number, pipelined (the server may not expunge during FETCH, RFC
+    /// 3501 §7.4.1, so the numbers hold), then `UID FETCH` above the last UID seen picks up
+    /// what arrived meanwhile. Servers such as Exchange or Yahoo answer a huge single FETCH
+    /// slowly or not at all.
+    public func fetchAll(items: [FetchItem], pageSize: Int = 5000) async throws -> [FetchedMessage] {
+        let page = min(max(1, pageSize), messageLimit ?? Int.max)
+        let total = messageCount
+        guard total > page else { return try await fetch(UIDSet(ranges: [1...UInt32.max]), items: items).messages }
+        let pages = stride(from: 1, through: total, by: page).map { UInt32($0)...UInt32(min($0 + page - 1, total)) }
+        var messages: [FetchedMessage] = []
+        messages.reserveCapacity(total)
+        for result in try await pipeline(pages.map { .fetch(UIDSet(ranges: [$0]), items.contains(.uid) ? items : [.uid] + items) }) {
+            messages += Self.collectFetches(try result.get().untagged).messages
+        }
+        if let top = messages.compactMap(\.uid).max(), top.rawValue < UInt32.max {
+            var seen = Set(messages.compactMap(\.uid))
+            for m in try await fetch(UIDSet.from(UID(top.rawValue + 1)), items: items).messages where m.uid.map({ seen.insert($0).inserted }) == true {
+                messages.append(m)
+            }
+        }
+        return messages
     }
 
     /// The FETCH data and VANISHED UIDs among a command's untagged responses.
@@ -339,7 +389,7 @@ extension IMAPSession {
                       unchangedSince: ModSeq? = nil) async throws -> (messages: [FetchedMessage], modified: UIDSet) {
         var messages: [FetchedMessage] = []
         var modified = UIDSet()
-        for chunk in uids.chunked() {
+        for chunk in uids.chunked(maxCount: messageLimit) {
             let result = try await execute(.uidStore(chunk, operation, flags, silent: silent, unchangedSince: unchangedSince))
             messages += Self.collectFetches(result.untagged).messages
             if case .modified(let set)? = result.tagged.code { modified = UIDSet(ranges: modified.ranges + set.ranges) }
@@ -351,7 +401,7 @@ extension IMAPSession {
     /// remove messages other clients marked \Deleted.
     public func expunge(_ uids: UIDSet) async throws {
         guard capabilities.contains("UIDPLUS") else { throw IMAPError.missingCapability(peer: peer, "UIDPLUS (needed to expunge only mailmirror's deletions)") }
-        for chunk in uids.chunked() { try await execute(.uidExpunge(chunk)) }
+        for chunk in uids.chunked(maxCount: messageLimit) { try await execute(.uidExpunge(chunk)) }
     }
 
     /// Deletes `uids` on the server: STORE +FLAGS.SILENT (\Deleted), then UID EXPUNGE of
@@ -365,24 +415,31 @@ extension IMAPSession {
 
     /// UID COPY; returns COPYUID when the server sends it.
     public func copy(_ uids: UIDSet, to mailbox: MailboxName) async throws -> AssignedUIDs? {
-        let result = try await execute(.uidCopy(uids, mailbox))
-        if case let .copyUID(v, source, destination)? = result.tagged.code {
-            return AssignedUIDs(uidValidity: v, source: source, destination: destination)
+        var assigned: [AssignedUIDs?] = []
+        for chunk in uids.chunked(maxCount: messageLimit) {
+            let result = try await execute(.uidCopy(chunk, mailbox))
+            if case let .copyUID(v, source, destination)? = result.tagged.code {
+                assigned.append(AssignedUIDs(uidValidity: v, source: source, destination: destination))
+            } else { assigned.append(nil) }
         }
-        return nil
+        return AssignedUIDs.joined(assigned)
     }
 
     /// UID MOVE (RFC 6851), or COPY + STORE \Deleted + UID EXPUNGE without it; returns
     /// the new UIDs when the server reports them.
     public func move(_ uids: UIDSet, to mailbox: MailboxName) async throws -> AssignedUIDs? {
         if capabilities.contains("MOVE") {
-            let result = try await execute(.uidMove(uids, mailbox))
-            var assigned: AssignedUIDs?
-            if case let .copyUID(v, source, destination)? = result.tagged.code { assigned = AssignedUIDs(uidValidity: v, source: source, destination: destination) }
-            for case .condition(_, .copyUID(let v, let source, let destination)?, _) in result.untagged {
-                assigned = AssignedUIDs(uidValidity: v, source: source, destination: destination)
+            var all: [AssignedUIDs?] = []
+            for chunk in uids.chunked(maxCount: messageLimit) {
+                let result = try await execute(.uidMove(chunk, mailbox))
+                var assigned: AssignedUIDs?
+                if case let .copyUID(v, source, destination)? = result.tagged.code { assigned = AssignedUIDs(uidValidity: v, source: source, destination: destination) }
+                for case .condition(_, .copyUID(let v, let source, let destination)?, _) in result.untagged {
+                    assigned = AssignedUIDs(uidValidity: v, source: source, destination: destination)
+                }
+                all.append(assigned)
             }
-            return assigned
+            return AssignedUIDs.joined(all)
         }
         let assigned = try await copy(uids, to: mailbox)
         try await deleteMessages(uids)

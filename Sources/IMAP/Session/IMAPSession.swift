@@ -32,6 +32,13 @@ public actor IMAPSession {
     public private(set) var commandCounts: [String: Int] = [:]
     /// FETCH responses received (for tests: how much a pass really fetched).
     public private(set) var fetchResponseCount = 0
+    /// Messages in the selected mailbox as the server last said (EXISTS, less each EXPUNGE
+    /// and VANISHED since): the top sequence number for paging.
+    public private(set) var messageCount = 0
+    /// The most messages one command may name (MESSAGELIMIT=n, RFC 9738), if announced.
+    public var messageLimit: Int? {
+        capabilities.lazy.compactMap { c in c.hasPrefix("MESSAGELIMIT=") ? Int(c.dropFirst(13)) : nil }.first.map { max(1, $0) }
+    }
     /// Set once the session can no longer be used.
     public private(set) var closedReason: IMAPError?
 
@@ -218,7 +225,7 @@ public actor IMAPSession {
         case .capability: .capability
         case .enable: .enable
         case .select, .examine: .select
-        case .uidFetch: .fetch
+        case .uidFetch, .fetch: .fetch
         case .uidStore: .store
         case .list: .list
         case .status: .status
@@ -275,6 +282,8 @@ public actor IMAPSession {
         case .uidFetch(let set, _, _, _), .uidStore(let set, _, _, _, _):
             cmd.uids = set
             if set.count <= 1024 { cmd.answered = [] }
+        case .fetch:
+            cmd.uids = UIDSet(ranges: [1...UInt32.max])   // by sequence numbers: any UID may come back
         default: break
         }
         pending.append(cmd)
@@ -452,7 +461,7 @@ public actor IMAPSession {
             } else {
                 let text = String(decoding: tagged.text, as: UTF8.self)
                 if cmd.kind == .authenticate {
-                    cmd.complete(.failure(.authenticationFailed(peer: peer, text: text)))
+                    cmd.complete(.failure(IMAPError.loginRefusal(peer: peer, code: tagged.code, text: text)))
                 } else {
                     cmd.complete(.failure(.commandFailed(command: cmd.name, tag: tagged.tag, status: tagged.status, code: tagged.code, text: text)))
                 }
@@ -475,6 +484,12 @@ public actor IMAPSession {
     private func route(_ u: UntaggedResponse) {
         var target: PendingCommand?
         var alsoUnsolicited = false
+        switch u {
+        case .exists(let n): messageCount = n
+        case .expunge: messageCount = max(0, messageCount - 1)
+        case .vanished(false, let set) where set.ranges.last?.upperBound != UInt32.max: messageCount = max(0, messageCount - set.count)
+        default: break
+        }
         switch u {
         case .capability(let caps):
             setCapabilities(caps)

@@ -17,6 +17,8 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     /// UIDs per UID FETCH of an export; `pipelineDepth` of them in flight.
     var exportBatch = 64
     var pipelineDepth = 4
+    /// Messages per FETCH when listing a large mailbox (see `IMAPSession.fetchAll`).
+    var listPage = 5000
 
     init(session: IMAPSession, mailbox: MailboxName, spoolDirectory: String) {
         self.session = session
@@ -42,7 +44,9 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     func open(changedSince: ModSeq? = nil, newFrom: UID? = nil) async throws -> SelectedMailbox {
         let sentAhead = ahead
         ahead = nil
-        if let since = changedSince, await session.enabled.contains("QRESYNC") {
+        // Under MESSAGELIMIT the flight's `UID FETCH 1:*` may name too many messages: a plain
+        // SELECT first, and `listChanges` pages when the mailbox is larger than the limit.
+        if let since = changedSince, await session.enabled.contains("QRESYNC"), await session.messageLimit == nil {
             openedAhead = sentAhead?.since == since && sentAhead?.newFrom == newFrom
             let (selectedNow, changed, vanished) = if openedAhead, let sentAhead {
                 try await sentAhead.flight.value
@@ -69,7 +73,7 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     /// the same arguments then takes this answer instead of waiting for a round trip.
     /// Call only when nothing else will use the session until this folder's pass opens it.
     func sendOpenAhead(changedSince since: ModSeq, newFrom: UID?) async {
-        guard ahead == nil, await session.enabled.contains("QRESYNC") else { return }
+        guard ahead == nil, await session.enabled.contains("QRESYNC"), await session.messageLimit == nil else { return }
         let session = self.session, mailbox = self.mailbox
         ahead = (since, newFrom, Task { try await session.selectWithChanges(mailbox, items: Self.metadata, since: since, newFrom: newFrom) })
     }
@@ -95,7 +99,7 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     }
 
     func list() async throws -> [MessageKey: StoreMessage] {
-        let (messages, _) = try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: Self.metadata)
+        let messages = try await session.fetchAll(items: Self.metadata, pageSize: listPage)
         var result: [MessageKey: StoreMessage] = [:]
         for m in messages {
             guard let uid = m.uid else { continue }
@@ -114,6 +118,11 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     func listChanges(since modSeq: ModSeq, known: [UID: MessageFlags], alsoKnown: [UID: Int64?] = [:]) async throws -> [MessageKey: StoreMessage] {
         let changed: [FetchedMessage]
         let gone: (UID) -> Bool
+        if let limit = await session.messageLimit, await session.messageCount > limit {
+            // `1:* (CHANGEDSINCE …)` would name more messages than the server takes at once.
+            early = nil
+            return try await list()
+        }
         if let early, early.since == modSeq {
             changed = early.messages
             let vanished = early.vanished
