@@ -166,7 +166,13 @@ public actor AccountRunner {
             pendingPoll = false
             do {
                 var only: Set<[String]>? = all ? nil : folders
-                if poll && !all { only = (only ?? []).union(try await changedFolders()) }
+                if poll && !all {
+                    do { only = (only ?? []).union(try await changedFolders()) } catch {
+                        await syncSession?.close()   // the next try starts on a fresh connection
+                        syncSession = nil
+                        throw error
+                    }
+                }
                 if let o = only, o.isEmpty { continue }
                 logger.debug("pass of \(only.map { $0.map(FolderNaming.displayName).sorted().joined(separator: ", ") } ?? "every folder")")
                 let downloaded = try await pass(only: only)
@@ -237,11 +243,17 @@ public actor AccountRunner {
     /// Folders whose STATUS (UIDNEXT, HIGHESTMODSEQ, MESSAGES) moved since the last pass.
     private func changedFolders() async throws -> Set<[String]> {
         guard account.protocol == .imap else { return [] }
-        let secret = try await account.password?.resolve(account: account.name) ?? ""
-        let session = try await IMAPSession.connect(host: account.host, port: account.port, security: account.connectionSecurity)
-        defer { Task { await session.logout() } }
-        try await session.login(username: account.username, secret: secret,
-                                mechanism: IMAPAuthMechanism(rawValue: account.auth.rawValue) ?? .auto, host: account.host, port: account.port)
+        // On the sync pass's connection (which the pass after it uses too): a connection of
+        // its own would be one more than `max_connections` counts, and refused where the
+        // server's limit is reached.
+        var usable = false
+        if let current = syncSession { usable = await current.closedReason == nil }
+        if !usable {
+            let secret = try await account.password?.resolve(account: account.name) ?? ""
+            let sync = IMAPAccountSync(account: account, stateDirectory: config.general.stateDirectory, logger: logger, force: false, dryRun: false)
+            syncSession = try await sync.connect(secret: secret)
+        }
+        guard let session = syncSession else { return [] }
         let state = try StateStore.open(directory: config.general.stateDirectory)
         guard let id = try state.existingAccount(named: account.name) else { return [] }
         var changed = Set<[String]>()

@@ -88,6 +88,16 @@ public final class DovecotFixture: MailTestServer {
         guard result.succeeded else { throw FixtureError(message: "restart failed: \(String(decoding: result.standardError, as: UTF8.self))") }
     }
 
+    /// Delivers a message into a user's folder as the mail server's delivery agent would
+    /// (`doveadm save`): no IMAP connection, so it works while a test holds them all.
+    public func deliver(_ message: [UInt8], to folder: String, user: String) async throws {
+        let file = directory + "/deliver-\(UInt32.random(in: 0...UInt32.max)).eml"
+        writeFile(file, String(decoding: message, as: UTF8.self), mode: 0o644)
+        defer { unlink(file) }
+        let result = try await Subprocess.runShell("doveadm -c \(directory)/dovecot.conf save -u \(user) -m \(shellQuote(folder)) < \(file)", timeout: 60)
+        guard result.succeeded else { throw FixtureError(message: "doveadm save failed: \(String(decoding: result.standardError, as: UTF8.self))") }
+    }
+
     /// Stops this instance now (it is also stopped at process exit).
     public func stop() {
         _ = try? Subprocess.runShellBlocking("\(repositoryRoot)/scripts/dovecot-fixture stop \(directory)", timeout: 30)

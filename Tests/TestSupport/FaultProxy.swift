@@ -25,6 +25,7 @@ public final class FaultProxy: @unchecked Sendable {
     private let lock = NSLockLite()
     private var sockets: [Int32] = []
     private var counts: [String: Int] = [:]
+    private var lines: [[UInt8]] = []
     private var dropRule: (verb: String, occurrence: Int)?
     private var tagsToDrop: Set<[UInt8]> = []
     private var dropped = 0
@@ -99,6 +100,9 @@ public final class FaultProxy: @unchecked Sendable {
     public var connections: Int { lock.lock(); defer { lock.unlock() }; return connectionCount }
 
     /// Commands named `verb` seen since the last `dropReply` for that verb (or the start).
+    /// The first line of every command the client sent (up to 100,000), CRLF included.
+    public var commandLines: [[UInt8]] { lock.lock(); defer { lock.unlock() }; return lines }
+
     public func commandCount(_ verb: String) -> Int { lock.lock(); defer { lock.unlock() }; return counts[verb.uppercased()] ?? 0 }
 
     /// Closes the listening socket and every connection.
@@ -186,6 +190,7 @@ public final class FaultProxy: @unchecked Sendable {
                     if link.silent { lock.unlock(); continue }
                     if upstream, case .commandStart(let tag, let verb) = segment.kind {
                         counts[verb, default: 0] += 1
+                        if lines.count < 100_000 { lines.append(segment.bytes) }
                         if let rule = dropRule, rule.verb == verb, counts[verb] == rule.occurrence {
                             tagsToDrop.insert(tag)
                             dropRule = nil
