@@ -286,7 +286,7 @@ private struct Validator {
                 if c < 1 || c > 16 { error(r.line("connections"), "connections = \(c) must be between 1 and 16") } else { connections = Int(c) }
             }
             if let m = r.integer("max_connections", &self) {
-                if m < 2 || m > 100 { error(r.line("max_connections"), "max_connections = \(m) must be between 2 and 100 (the server's limit per user; 10 if unsure)") }
+                if m < 2 || m > 1000 { error(r.line("max_connections"), "max_connections = \(m) must be between 2 and 1000 (the server's limit per user; 10 if unsure)") }
                 else if m <= connections { error(r.line("max_connections"), "max_connections = \(m) must be more than connections = \(connections): the daemon's push needs a connection of its own") }
                 else { maxConnections = Int(m) }
             }

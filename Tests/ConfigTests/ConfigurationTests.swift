@@ -58,6 +58,10 @@ func pop3Account(_ extra: String = "") -> String {
         #expect(a.idle == ["INBOX"] && a.folders == ["*"] && a.connections == 2 && a.compress == .auto)
         #expect(a.maxDeleteFraction == 0.5 && a.maxAge == nil && a.maxMessageSize == nil && a.auth == .auto)
         #expect(config.general.stateDirectory == "/home/u/.state/mailmirror")
+        #expect(a.maxConnections == 10 && a.idleConnections == 8)
+        // An existing config with many sync connections stays valid: the default grows.
+        let many = try load(imapAccount("connections = 12")).accounts[0]
+        #expect(many.maxConnections == 13 && many.idleConnections == 1)
         let starttls = try load(imapAccount("tls = \"starttls\"")).accounts[0]
         #expect(starttls.port == 143)
         let pop = try load(pop3Account("tls = \"starttls\"")).accounts[0]
@@ -113,6 +117,8 @@ func pop3Account(_ extra: String = "") -> String {
         (imapAccount("folders = \"INBOX\""), 7, "folders must be a list of strings in brackets"),
         (imapAccount("folders = []"), 7, "folders is empty"),
         (imapAccount("connections = 0"), 7, "connections = 0 must be between 1 and 16"),
+        (imapAccount("max_connections = 1"), 7, "max_connections = 1 must be between 2 and 1000"),
+        (imapAccount("connections = 4\nmax_connections = 4"), 8, "max_connections = 4 must be more than connections = 4: the daemon's push needs"),
         (imapAccount("max_delete_fraction = 2"), 7, "max_delete_fraction = 2 must be a number from 0 to 1"),
         (imapAccount("compress = \"yes\""), 7, "compress = \"yes\" is not one of \"auto\", true, false"),
         (imapAccount("keep_on_server = true"), 7, "keep_on_server is a POP3 setting"),
@@ -126,6 +132,7 @@ func pop3Account(_ extra: String = "") -> String {
         (pop3Account("direction = \"pull\""), 8, "direction is an IMAP setting"),
         (pop3Account("delete = \"none\""), 8, "delete is an IMAP setting"),
         (pop3Account("connections = 1"), 8, "connections is an IMAP setting"),
+        (pop3Account("max_connections = 3"), 8, "max_connections is an IMAP setting"),
         (pop3Account("delete_after_days = 14"), 8, "delete_after_days applies only with keep_on_server = true"),
         ("[[account]]\nname = \"x\"\n", 1, "needs host = "),
         ("[[account]]\nname = \"x\"\nhost = \"h\"\nusername = \"u\"\npassword = \"p\"\n", 1, "needs maildir = "),
