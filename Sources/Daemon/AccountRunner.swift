@@ -420,7 +420,10 @@ public actor AccountRunner {
         for entry in entries where !entry.has("\\Noselect") && !entry.has("\\NonExistent") {
             if let f = naming.folder(for: entry.name), mirrored.includes(f), wanted.includes(f) { folders.append((f, entry.name)) }
         }
-        folders.sort { a, b in a.0 == ["INBOX"] || (b.0 != ["INBOX"] && a.0.lexicographicallyPrecedes(b.0)) }
+        folders.sort { a, b in
+            let (ai, bi) = (a.0 == ["INBOX"], b.0 == ["INBOX"])
+            return ai != bi ? ai : a.0.lexicographicallyPrecedes(b.0)
+        }
         if folders.isEmpty { folders = [(["INBOX"], .inbox)] }
         let budget = account.idleConnections
         if folders.count > budget {
