@@ -48,6 +48,11 @@ public actor AccountRunner {
     private var stopped = false
     private var watcher: MaildirWatcher?
     private var pushSessions: [IMAPSession] = []
+    /// IDLE sessions watching now (0 under NOTIFY or while connecting).
+    private var idleSessions = 0
+    /// The most IDLE sessions the server turned out to allow beside the sync pass (learned
+    /// from refusals; kept while this runner lives, i.e. until the daemon restarts).
+    private var learnedIdleLimit: Int?
     /// The connection passes run on, kept between passes.
     private var syncSession: IMAPSession?
     private(set) var status: RunnerStatus
@@ -193,6 +198,7 @@ public actor AccountRunner {
                     firstFailure = "\(error)"
                     firstAttempted = true
                 }
+                await makeRoomForSync(after: error)
                 // Keep the work: it is retried after the backoff.
                 pendingAll = pendingAll || all
                 pendingFolders.formUnion(folders)
@@ -320,6 +326,18 @@ public actor AccountRunner {
         }
     }
 
+    /// The sync pass could not log in because the server's connection limit is reached
+    /// while the push holds several IDLE connections: IDLE on one folder fewer (that one
+    /// is polled), so the pass gets in; the push reconnects at once with the new limit.
+    private func makeRoomForSync(after error: any Error) async {
+        guard let e = error as? IMAPError, case .loginRefusedForNow = e, idleSessions > 1 else { return }
+        learnedIdleLimit = idleSessions - 1
+        logger.warn("the sync pass could not connect beside \(idleSessions) IDLE connections: IDLE goes on \(idleSessions - 1) folder(s), "
+                    + "the rest are checked every \(formatDuration(account.pollInterval)); set max_connections to what the server allows")
+        idleSessions = 0
+        for session in pushSessions { await session.close() }   // pushLoop reconnects with the new limit
+    }
+
     /// After a suspend/resume or a wall-clock jump the connections are probably dead and
     /// changes may have been missed: reconnect now and sync everything.
     public func clockJumped() async {
@@ -397,6 +415,8 @@ public actor AccountRunner {
         let sessions = await openIdleSessions(first: session, count: folders.count, secret: secret, folders: folders)
         update { $0.state = "connected"; $0.push = "IDLE" }
         pushConnected()
+        idleSessions = sessions.count
+        defer { idleSessions = 0 }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (s, (folder, mailbox)) in zip(sessions, folders) {
                 group.addTask {
@@ -425,7 +445,7 @@ public actor AccountRunner {
             return ai != bi ? ai : a.0.lexicographicallyPrecedes(b.0)
         }
         if folders.isEmpty { folders = [(["INBOX"], .inbox)] }
-        let budget = account.idleConnections
+        let budget = min(account.idleConnections, learnedIdleLimit ?? Int.max)
         if folders.count > budget {
             let polled = folders[budget...].map { FolderNaming.displayName($0.0) }
             logger.once(.warn, "IDLE on \(budget) of \(folders.count) folders (max_connections = \(account.maxConnections), "
@@ -438,8 +458,8 @@ public actor AccountRunner {
 
     /// One session per IDLE folder, `first` for the first, opened together. When the server
     /// refuses one (its connection limit, or other clients using it), the folders without
-    /// a session fall back to the poll, and room is given back for the sync pass's
-    /// `connections`; a later reconnect tries again.
+    /// a session fall back to the poll, room is given back for the sync pass's
+    /// `connections`, and later reconnects open no more than that (`learnedIdleLimit`).
     private func openIdleSessions(first: IMAPSession, count: Int, secret: String, folders: [([String], MailboxName)]) async -> [IMAPSession] {
         guard count > 1 else { return [first] }
         var opened: [(Int, IMAPSession)] = [(0, first)]
@@ -461,11 +481,12 @@ public actor AccountRunner {
         let sessions = opened.sorted { $0.0 < $1.0 }.map(\.1)
         guard let refusal else { return sessions }
         let keep = max(1, sessions.count - account.connections)
+        learnedIdleLimit = keep
         for s in sessions[keep...] { await s.close() }
         let polled = folders[keep...].map { FolderNaming.displayName($0.0) }
         logger.warn("the server refused an IDLE connection (\(refusal)) after \(sessions.count) of \(count): IDLE stays on \(keep), "
                     + "leaving room for the \(account.connections) sync connection(s); \(Self.list(polled)) checked every \(formatDuration(account.pollInterval)) "
-                    + "until the push reconnects. Set max_connections to what the server allows (\(sessions.count) push plus the sync pass's worked)")
+                    + "instead (until the daemon restarts). Set max_connections to what the server allows (\(sessions.count) push connections worked, beside the sync pass's)")
         return Array(sessions.prefix(keep))
     }
 

@@ -454,7 +454,6 @@ public struct IMAPAccountSync: Sendable {
             report.folders.append(r)
             unmirrorable[MaildirLayout.fs.relativePath(for: folder)] = reason
         }
-        defer { if !dryRun { try? state.replaceUnmirrorable(of: accountID, unmirrorable) } }
 
         for folder in Set(remote.keys).union(local).subtracting(renamed).sorted(by: { $0.lexicographicallyPrecedes($1) }) {
             let name = FolderNaming.displayName(folder)
@@ -541,6 +540,9 @@ public struct IMAPAccountSync: Sendable {
                 report.folders.append(r)
             }
         }
+        // What `status` shows as "not on the server"; a failure to record it is the state's
+        // problem and fails the pass like any other state write.
+        if !dryRun { try state.replaceUnmirrorable(of: accountID, unmirrorable) }
         return work
     }
 

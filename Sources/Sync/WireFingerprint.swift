@@ -85,7 +85,7 @@ struct WireFingerprinter {
         guard !bytes.isEmpty else { return }
         size += Int64(bytes.count)
         readHeader(bytes)
-        var chunk = heldCR ? [13] + bytes : bytes
+        var chunk = heldCR ? [13] + bytes : bytes   // one copy per chunk, only after a held CR
         heldCR = chunk.last == 13
         if heldCR { chunk.removeLast() }
         guard !chunk.isEmpty else { return }
@@ -96,8 +96,15 @@ struct WireFingerprinter {
             normalized?.update(chunk)
             noteTail(chunk)
         } else {
-            var kept = chunk
-            for i in bare.reversed() { kept.remove(at: i) }
+            // The runs between bare CRs, copied once (removing one by one is quadratic).
+            var kept: [UInt8] = []
+            kept.reserveCapacity(chunk.count - bare.count)
+            var from = 0
+            for i in bare {
+                kept.append(contentsOf: chunk[from..<i])
+                from = i + 1
+            }
+            kept.append(contentsOf: chunk[from...])
             bareCRs += Int64(bare.count)
             normalized?.update(kept)
             noteTail(kept)

@@ -50,8 +50,12 @@ import TestSupport
         let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log")
         defer { daemon.stop() }
         #expect(try await daemon.waitForLog("ready", timeout: 60), "\(readFile(daemon.log) ?? "")")
-        #expect(try await daemon.waitForLog("the server refused an IDLE connection", timeout: 60), "\(readFile(daemon.log) ?? "")")
-        #expect(try await daemon.waitForLog("Set max_connections to what the server allows"), "\(readFile(daemon.log) ?? "")")
+        // Which connection the server refuses depends on timing: one of the push's (IDLE
+        // stays on fewer) or the sync pass's (the push then gives one back). Either way the
+        // log says what to set.
+        #expect(try await daemon.waitForLog("max_connections to what the server allows", timeout: 60), "\(readFile(daemon.log) ?? "")")
+        let said = readFile(daemon.log) ?? ""
+        #expect(said.contains("the server refused an IDLE connection") || said.contains("the sync pass could not connect beside"), "\(said)")
         for (i, f) in (["INBOX"] + Self.folders).enumerated() {
             try await server.deliver(daemonMail("m\(i)"), to: f, user: a.user.name)
         }
