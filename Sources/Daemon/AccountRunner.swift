@@ -429,31 +429,16 @@ public actor AccountRunner {
         }
     }
 
-    /// The folders to IDLE on: those of `idle` that are mirrored (INBOX by default; ["*"]
-    /// for all), INBOX first, at most `idleConnections` of them.
+    /// The folders to IDLE on (`IdlePlan`); the log says once which are polled instead.
     private func idleFolders(session: IMAPSession, naming: FolderNaming) async throws -> [([String], MailboxName)] {
-        let entries = try await session.list()
-        var mirrored = FolderFilter(account.folders)
-        mirrored.leftOut = Set(ViewFolders.leftOut(entries, naming: naming, patterns: account.folders).map(\.folder))
-        let wanted = FolderFilter(account.idle)
-        var folders: [([String], MailboxName)] = []
-        for entry in entries where !entry.has("\\Noselect") && !entry.has("\\NonExistent") {
-            if let f = naming.folder(for: entry.name), mirrored.includes(f), wanted.includes(f) { folders.append((f, entry.name)) }
-        }
-        folders.sort { a, b in
-            let (ai, bi) = (a.0 == ["INBOX"], b.0 == ["INBOX"])
-            return ai != bi ? ai : a.0.lexicographicallyPrecedes(b.0)
-        }
-        if folders.isEmpty { folders = [(["INBOX"], .inbox)] }
-        let budget = min(account.idleConnections, learnedIdleLimit ?? Int.max)
-        if folders.count > budget {
-            let polled = folders[budget...].map { FolderNaming.displayName($0.0) }
-            logger.once(.warn, "IDLE on \(budget) of \(folders.count) folders (max_connections = \(account.maxConnections), "
+        let plan = IdlePlan(account, entries: try await session.list(), naming: naming, limit: learnedIdleLimit)
+        if !plan.polled.isEmpty {
+            let polled = plan.polled.map(FolderNaming.displayName)
+            logger.once(.warn, "IDLE on \(plan.watched.count) of \(plan.watched.count + polled.count) folders (max_connections = \(account.maxConnections), "
                         + "of which connections = \(account.connections) are for syncing); the other \(polled.count) (\(Self.list(polled))) "
                         + "are checked every \(formatDuration(account.pollInterval)). Raise max_connections if the server allows more, or list fewer folders in `idle`")
-            folders.removeLast(folders.count - budget)
         }
-        return folders
+        return plan.watched
     }
 
     /// One session per IDLE folder, `first` for the first, opened together. When the server

@@ -385,13 +385,10 @@ public struct IMAPAccountSync: Sendable {
         var remote: [[String]: MailboxName] = [:]
         var noselect: [[String]] = []
         let (entries, statuses) = listing
-        var filter = FolderFilter(account.folders)
         // Views of other folders (Gmail's All Mail…) are left out on both sides: a local
         // folder of that name is not uploaded either.
-        for view in ViewFolders.leftOut(entries, naming: naming, patterns: account.folders) where filter.includes(view.folder) {
-            filter.leftOut.insert(view.folder)
-            log.once(.info, "\(FolderNaming.displayName(view.folder)): \(view.reason)")
-        }
+        let (filter, views) = FolderFilter.mirrored(account, entries: entries, naming: naming)
+        for view in views { log.once(.info, "\(FolderNaming.displayName(view.folder)): \(view.reason)") }
         for entry in entries {
             guard let folder = naming.folder(for: entry.name), filter.includes(folder) else { continue }
             if entry.has("\\NonExistent") { continue }

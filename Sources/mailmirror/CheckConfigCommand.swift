@@ -79,23 +79,16 @@ enum CheckConfigCommand {
     static func folderNotes(_ account: AccountConfiguration, session: IMAPSession, capabilities: Set<String>) async throws -> [String] {
         let naming = try await FolderNaming.discover(session)
         let entries = try await session.list()
-        var notes: [String] = []
-        let views = ViewFolders.leftOut(entries, naming: naming, patterns: account.folders)
-        var filter = FolderFilter(account.folders)
-        filter.leftOut = Set(views.map(\.folder))
-        for view in views where FolderFilter(account.folders).includes(view.folder) {
-            notes.append("\(FolderNaming.displayName(view.folder)): \(view.reason)")
+        var notes = FolderFilter.mirrored(account, entries: entries, naming: naming).1.map {
+            "\(FolderNaming.displayName($0.folder)): \($0.reason)"
         }
         if capabilities.contains("NOTIFY") && account.push == .auto {
             notes.append("daemon push: NOTIFY, every folder on one connection")
         } else {
-            let wanted = FolderFilter(account.idle)
-            let idle = entries.filter { !$0.has("\\Noselect") && !$0.has("\\NonExistent") }
-                .compactMap { naming.folder(for: $0.name) }.filter { filter.includes($0) && wanted.includes($0) }
-            let used = min(max(idle.count, 1), account.idleConnections)
-            var line = "daemon push: IDLE (\(capabilities.contains("NOTIFY") ? "push = \"idle\"" : "no NOTIFY on this server")) on \(used) folder(s), one connection each"
-            if idle.count > used {
-                line += "; \(idle.count - used) more match `idle` but max_connections = \(account.maxConnections) leaves \(used) beside connections = \(account.connections): they are checked every \(formatDuration(account.pollInterval))"
+            let plan = IdlePlan(account, entries: entries, naming: naming)
+            var line = "daemon push: IDLE (\(capabilities.contains("NOTIFY") ? "push = \"idle\"" : "no NOTIFY on this server")) on \(plan.watched.count) folder(s), one connection each"
+            if !plan.polled.isEmpty {
+                line += "; \(plan.polled.count) more match `idle` but max_connections = \(account.maxConnections) leaves \(plan.watched.count) beside connections = \(account.connections): they are checked every \(formatDuration(account.pollInterval))"
             }
             notes.append(line)
         }

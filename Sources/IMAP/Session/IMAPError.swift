@@ -17,7 +17,6 @@ public enum IMAPError: Error, Sendable, CustomStringConvertible {
         return .authenticationFailed(peer: peer, text: text)
     }
 
-
     /// The server answered NO or BAD.
     case commandFailed(command: String, tag: String, status: ResponseStatus, code: ResponseCode?, text: String)
     /// LOGIN / AUTHENTICATE was refused (wrong password, account locked …).

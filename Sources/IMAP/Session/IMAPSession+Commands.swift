@@ -81,6 +81,18 @@ public struct AssignedUIDs: Sendable, Equatable {
     }
 }
 
+extension AssignedUIDs {
+    /// The COPYUID of a COPY or MOVE: in the tagged OK (COPY, and MOVE on most servers) or
+    /// in an untagged OK before it (MOVE, RFC 6851 §4.3); nil when the server sent none.
+    init?(reportedIn result: CommandResult) {
+        var found: (UIDValidity, UIDSet, UIDSet)?
+        if case let .copyUID(v, source, destination)? = result.tagged.code { found = (v, source, destination) }
+        for case .condition(_, .copyUID(let v, let source, let destination)?, _) in result.untagged { found = (v, source, destination) }
+        guard let (v, source, destination) = found else { return nil }
+        self.init(uidValidity: v, source: source, destination: destination)
+    }
+}
+
 /// Builds SASL client responses; it keeps state between challenges.
 final class SASLResponder: @unchecked Sendable {
     let initial: [UInt8]
@@ -336,8 +348,8 @@ extension IMAPSession {
         for result in try await pipeline(pages.map { .fetch(UIDSet(ranges: [$0]), items.contains(.uid) ? items : [.uid] + items) }) {
             messages += Self.collectFetches(try result.get().untagged).messages
         }
-        if let top = messages.compactMap(\.uid).max(), top.rawValue < UInt32.max {
-            var seen = Set(messages.compactMap(\.uid))
+        var seen = Set(messages.compactMap(\.uid))
+        if let top = seen.max(), top.rawValue < UInt32.max {
             for m in try await fetch(UIDSet.from(UID(top.rawValue + 1)), items: items).messages where m.uid.map({ seen.insert($0).inserted }) == true {
                 messages.append(m)
             }
@@ -417,10 +429,7 @@ extension IMAPSession {
     public func copy(_ uids: UIDSet, to mailbox: MailboxName) async throws -> AssignedUIDs? {
         var assigned: [AssignedUIDs?] = []
         for chunk in uids.chunked(maxCount: messageLimit) {
-            let result = try await execute(.uidCopy(chunk, mailbox))
-            if case let .copyUID(v, source, destination)? = result.tagged.code {
-                assigned.append(AssignedUIDs(uidValidity: v, source: source, destination: destination))
-            } else { assigned.append(nil) }
+            assigned.append(AssignedUIDs(reportedIn: try await execute(.uidCopy(chunk, mailbox))))
         }
         return AssignedUIDs.joined(assigned)
     }
@@ -429,17 +438,11 @@ extension IMAPSession {
     /// the new UIDs when the server reports them.
     public func move(_ uids: UIDSet, to mailbox: MailboxName) async throws -> AssignedUIDs? {
         if capabilities.contains("MOVE") {
-            var all: [AssignedUIDs?] = []
+            var assigned: [AssignedUIDs?] = []
             for chunk in uids.chunked(maxCount: messageLimit) {
-                let result = try await execute(.uidMove(chunk, mailbox))
-                var assigned: AssignedUIDs?
-                if case let .copyUID(v, source, destination)? = result.tagged.code { assigned = AssignedUIDs(uidValidity: v, source: source, destination: destination) }
-                for case .condition(_, .copyUID(let v, let source, let destination)?, _) in result.untagged {
-                    assigned = AssignedUIDs(uidValidity: v, source: source, destination: destination)
-                }
-                all.append(assigned)
+                assigned.append(AssignedUIDs(reportedIn: try await execute(.uidMove(chunk, mailbox))))
             }
-            return AssignedUIDs.joined(all)
+            return AssignedUIDs.joined(assigned)
         }
         let assigned = try await copy(uids, to: mailbox)
         try await deleteMessages(uids)
