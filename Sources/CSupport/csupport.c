@@ -3,6 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <signal.h>
 #include <spawn.h>
 #include <unistd.h>
@@ -16,6 +19,30 @@ int csupport_limit_malloc_arenas(int count) {
        otherwise raise the threshold after the first free and keep them in the heap). */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     return mallopt(M_ARENA_MAX, count);
+}
+
+static size_t csupport_xml_size(const char *from, const char *tag) {
+    const char *at = strstr(from, tag);
+    const char *size = at ? strstr(at, "size=\"") : NULL;
+    return size ? strtoull(size + 6, NULL, 10) : 0;
+}
+
+size_t csupport_heap_in_use(void) {
+    /* mallinfo2 sees the main arena only; malloc_info's totals (after the last </heap>)
+       cover every arena: obtained from the system, less free chunks, plus mmapped chunks. */
+    char *text = NULL;
+    size_t length = 0;
+    FILE *stream = open_memstream(&text, &length);
+    if (!stream) return 0;
+    malloc_info(0, stream);
+    fclose(stream);
+    const char *totals = text, *p;
+    while ((p = strstr(totals, "</heap>")) != NULL) totals = p + 7;
+    size_t current = csupport_xml_size(totals, "<system type=\"current\"");
+    size_t freed = csupport_xml_size(totals, "<total type=\"fast\"") + csupport_xml_size(totals, "<total type=\"rest\"");
+    size_t mapped = csupport_xml_size(totals, "<total type=\"mmap\"");
+    free(text);
+    return (current > freed ? current - freed : 0) + mapped;
 }
 
 int csupport_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

@@ -58,13 +58,30 @@ public final class FolderChangeWitness: Sendable {
 
     /// The pass removed `name` from `sub` (deleted it, or renamed it away).
     public func expectRemoved(_ name: String, from sub: MaildirSubdirectory) {
-        InotifyTable.shared.table.withLock { $0.records[id]?.expected[.init(sub: sub, name: name, added: false), default: 0] += 1 }
+        expect(.init(sub: sub, name: name, added: false))
     }
 
     /// The pass put `name` into `sub` (a delivery, or the new name of a rename).
     public func expectAdded(_ name: String, to sub: MaildirSubdirectory) {
-        InotifyTable.shared.table.withLock { $0.records[id]?.expected[.init(sub: sub, name: name, added: true), default: 0] += 1 }
+        expect(.init(sub: sub, name: name, added: true))
     }
+
+    /// Notes an announced change. Every 256 announcements the kernel's queue is read, so
+    /// that a pass of 100,000 deliveries neither overflows it (16,384 events by default:
+    /// the witness would be spoiled and the folder listed again) nor keeps every name: an
+    /// event that meets its announcement cancels it, and only the difference is kept.
+    private func expect(_ change: InotifyTable.Change) {
+        let shared = InotifyTable.shared
+        shared.table.withLock { table in
+            table.records[id]?.count(change, by: 1)
+            table.announced += 1
+            if table.announced % 256 == 0 { shared.drain(into: &table) }
+        }
+    }
+
+    /// Announced changes not yet seen and seen changes not announced, as last read: what the
+    /// witness holds (bounded by the changes in flight, not by the pass's size).
+    var unsettledCount: Int { InotifyTable.shared.table.withLock { $0.records[id]?.balance.count ?? 0 } }
 
     /// Whether every change the kernel reported so far was announced, and every announced
     /// change happened. Can be asked again later (e.g. after waiting for a clock tick).
@@ -73,7 +90,7 @@ public final class FolderChangeWitness: Sendable {
         return shared.table.withLock { table in
             shared.drain(into: &table)
             guard let record = table.records[id] else { return false }
-            return !record.spoiled && record.seen == record.expected
+            return !record.spoiled && record.balance.isEmpty
         }
     }
 }
@@ -83,11 +100,22 @@ private final class InotifyTable: Sendable {
     static let shared = InotifyTable()
 
     struct Change: Hashable { var sub: MaildirSubdirectory; var name: String; var added: Bool }
-    struct Record { var expected: [Change: Int] = [:]; var seen: [Change: Int] = [:]; var spoiled = false }
+    /// Announced changes not seen yet (positive) and seen changes not announced (negative);
+    /// entries that meet zero are dropped, so it holds only what is still in flight.
+    struct Record {
+        var balance: [Change: Int] = [:]
+        var spoiled = false
+        mutating func count(_ change: Change, by delta: Int) {
+            let now = balance[change, default: 0] + delta
+            balance[change] = now == 0 ? nil : now
+        }
+    }
     struct Table {
         var owners: [Int32: (id: Int, sub: MaildirSubdirectory)] = [:]
         var records: [Int: Record] = [:]
         var nextID = 0
+        /// Announcements since the process started (the queue is read every 256).
+        var announced = 0
     }
 
     let fd: Int32 = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
@@ -127,7 +155,7 @@ private final class InotifyTable: Sendable {
                     continue
                 }
                 let added = mask & Int32(IN_CREATE | IN_MOVED_TO) != 0
-                table.records[id]?.seen[Change(sub: sub, name: name, added: added), default: 0] += 1
+                table.records[id]?.count(Change(sub: sub, name: name, added: added), by: -1)
             }
         }
     }

@@ -7,13 +7,29 @@ import Synchronization
 /// One message file found by a scan.
 public struct MaildirMessage: Sendable, Hashable {
     /// The identity: the file name before `:2,`.
-    public var baseName: String
-    public var flags: MessageFlags
-    public var subdirectory: MaildirSubdirectory
+    public private(set) var baseName: String
+    /// (Fixed at init: the file name is kept as its difference from the one these make.)
+    public private(set) var flags: MessageFlags
+    public private(set) var subdirectory: MaildirSubdirectory
     /// The name in `subdirectory`, as it is on disk now.
-    public var fileName: String
+    public private(set) var fileName: String {
+        get { unusualName ?? MessageFileName.fileName(baseName: baseName, flags: flags, in: subdirectory) }
+        set { unusualName = newValue == MessageFileName.fileName(baseName: baseName, flags: flags, in: subdirectory) ? nil : newValue }
+    }
+    /// The name on disk when it is not the one `baseName`, `flags` and `subdirectory` make
+    /// (letters out of order, an info part in `new/`…): most are, and a scan of 100,000
+    /// files then keeps one string per file instead of two (docs/scale.md).
+    private var unusualName: String?
     /// Bytes on disk (LF line endings), from `,S=` when the name has it, else from stat.
     public var size: Int64
+
+    public init(baseName: String, flags: MessageFlags, subdirectory: MaildirSubdirectory, fileName: String, size: Int64) {
+        self.baseName = baseName
+        self.flags = flags
+        self.subdirectory = subdirectory
+        self.size = size
+        self.fileName = fileName
+    }
 
     /// The path relative to the folder: `cur/NAME` or `new/NAME`.
     public var relativePath: String { subdirectory.rawValue + "/" + fileName }
@@ -131,11 +147,7 @@ public struct MaildirFolder: Sendable, Hashable {
         let from = path + "/" + message.relativePath
         let to = path + "/" + target.rawValue + "/" + newName
         if rename(from, to) != 0 { throw MaildirError(operation: "set flags of", path: from, errno: errno) }
-        var updated = message
-        updated.flags = flags
-        updated.subdirectory = target
-        updated.fileName = newName
-        return updated
+        return MaildirMessage(baseName: message.baseName, flags: flags, subdirectory: target, fileName: newName, size: message.size)
     }
 
     /// Makes the renames and deletions in one of the folder's subdirectories durable (an
@@ -156,11 +168,7 @@ public struct MaildirFolder: Sendable, Hashable {
             try other.syncSubdirectory(.cur)
             try syncSubdirectory(message.subdirectory)
         }
-        var moved = message
-        moved.flags = flags
-        moved.subdirectory = .cur
-        moved.fileName = newName
-        return moved
+        return MaildirMessage(baseName: message.baseName, flags: flags, subdirectory: .cur, fileName: newName, size: message.size)
     }
 
     /// Removes a message file (a deletion carried over from the server).

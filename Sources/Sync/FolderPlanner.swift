@@ -108,6 +108,33 @@ public struct FolderPlan: Sendable, Equatable {
     }
 }
 
+/// The server's side of a folder as the planner reads it: the mirrored letters by UID (a
+/// dictionary, or a pass's `MessageListing` read in place instead of copied).
+public protocol ServerFlags {
+    func flags(of uid: UID) -> MessageFlags?
+    var count: Int { get }
+    /// Every UID, in any order.
+    var uids: [UID] { get }
+}
+
+extension Dictionary: ServerFlags where Key == UID, Value == MessageFlags {
+    public func flags(of uid: UID) -> MessageFlags? { self[uid] }
+    public var uids: [UID] { Array(keys) }
+}
+
+/// The Maildir's side as the planner reads it: all letters by base name.
+public protocol LocalFlags {
+    func flags(of name: String) -> MessageFlags?
+    var count: Int { get }
+    /// Every base name, in any order.
+    var names: [String] { get }
+}
+
+extension Dictionary: LocalFlags where Key == String, Value == MessageFlags {
+    public func flags(of name: String) -> MessageFlags? { self[name] }
+    public var names: [String] { Array(keys) }
+}
+
 /// The pure planner: (remote view, local view, last agreed state, policy) → plan. No I/O.
 ///
 /// Flags merge three ways per letter against the agreed flags: a letter changed on one side
@@ -123,7 +150,7 @@ public enum FolderPlanner {
     ///     only the part that changed (an incremental pass): the mass-deletion guard weighs
     ///     deletions against the whole folder.
     ///   - unstorable: letters whose flag the server folder cannot keep: they stay local.
-    public static func plan(remote: [UID: MessageFlags], local: [String: MessageFlags],
+    public static func plan(remote: some ServerFlags, local: some LocalFlags,
                             pairs: [PlannedPair], policy: SyncPolicy, totals: (remote: Int, local: Int)? = nil,
                             unstorable: MessageFlags = MessageFlags()) -> FolderPlan {
         var plan = FolderPlan()
@@ -140,8 +167,8 @@ public enum FolderPlanner {
             guard let uid = pair.uid, let name = pair.localName else { continue }
             let remoteGoneByPolicy = uid == PlannedPair.goneRemote
             let localGoneByPolicy = name == PlannedPair.goneLocal
-            let r = remoteGoneByPolicy ? nil : remote[uid]
-            let l = localGoneByPolicy ? nil : local[name]
+            let r = remoteGoneByPolicy ? nil : remote.flags(of: uid)
+            let l = localGoneByPolicy ? nil : local.flags(of: name)
 
             switch (r, l) {
             case let (r?, l?):
@@ -176,10 +203,10 @@ public enum FolderPlanner {
         }
 
         if policy.writesLocal {
-            plan.downloads = remote.keys.filter { !pairedUIDs.contains($0) }.sorted()
+            plan.downloads = remote.uids.filter { !pairedUIDs.contains($0) }.sorted()
         }
         if policy.writesRemote {
-            plan.uploads = local.keys.filter { !pairedNames.contains($0) }.sorted()
+            plan.uploads = local.names.filter { !pairedNames.contains($0) }.sorted()
         }
         return plan
     }

@@ -42,7 +42,7 @@ extension FolderSync {
     /// here (same size in CRLF form, then same Message-ID — fetched only for arrivals of a
     /// parked size), instead of downloading them: they leave `plan.downloads`. Journaled
     /// (FULL) before the renames, like every transfer. Returns the files now here.
-    func claimArrivals(_ plan: inout FolderPlan, farMessages: [MessageKey: StoreMessage], far: IMAPFolderStore,
+    func claimArrivals(_ plan: inout FolderPlan, farMessages: MessageListing, far: IMAPFolderStore,
                        near: MaildirFolderStore, record: FolderRecord, log: Logger) async throws -> [String: MessageFlags] {
         guard let broker, broker.targets.contains(record.id), !plan.downloads.isEmpty else { return [:] }
         await broker.waitForParking(by: record.id)

@@ -84,7 +84,7 @@ struct FolderSync {
         if try await syncChangesOnly(far: far, near: near, selected: selected, record: &record, report: &report, log: log) { return }
 
         let knownPairs = try state.pairs(in: record.id)
-        let farMessages: [MessageKey: StoreMessage]
+        let farMessages: MessageListing
         if policy.direction == .both, let since = record.highestModSeq, let now = selected.highestModSeq, !selected.noModSeq,
            record.uidValidity == selected.uidValidity, !knownPairs.isEmpty, record.lastError == nil, !policy.force {
             // CONDSTORE: only what changed since the last pass. With direction = both, the
@@ -105,14 +105,10 @@ struct FolderSync {
         let markerBeforeScan = near.folder.changeMarker()
         let nearMessages = try await near.list()
         if near.skippedNames > 0 { log.warn("\(near.skippedNames) file(s) with names that are not UTF-8 are left alone") }
-        var remote: [UID: MessageFlags] = [:]
-        for case let (.uid(uid), m) in farMessages { remote[uid] = m.flags }
-        var local: [String: MessageFlags] = [:]
-        local.reserveCapacity(nearMessages.count)
-        for case let (.name(name), m) in nearMessages { local[name] = m.flags }
+        let local = nearMessages   // read in place, not copied
         let planned = knownPairs.compactMap(PlannedPair.init)
         Trace.mark("\(name): local listed")
-        var plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy,
+        var plan = FolderPlanner.plan(remote: farMessages, local: local, pairs: planned, policy: policy,
                                       unstorable: FlagMapping.unstorable(selected.permanentFlags))
         // max_message_size and max_age leave some server messages where they are (and listed
         // by `status`); older local messages are kept either way.
@@ -132,7 +128,7 @@ struct FolderSync {
         }
         report.skippedTooLarge = skipped.count
         try holdRefused(&plan, nearMessages: nearMessages, pairs: knownPairs, record: record)
-        count(plan, remoteTotal: remote.count, localTotal: local.count, into: &report, log: log)
+        count(plan, remoteTotal: farMessages.count, localTotal: local.count, into: &report, log: log)
         if !dryRun { try state.replaceSkipped(in: record.id, skipped) }
         if dryRun {
             report.downloaded = plan.downloads.count
@@ -205,7 +201,7 @@ struct FolderSync {
                                       totals: (remote: selected.exists, local: localTotal),
                                       unstorable: FlagMapping.unstorable(selected.permanentFlags))
         count(plan, remoteTotal: selected.exists, localTotal: localTotal, into: &report, log: log)
-        try await carryOut(plan, far: far, near: near, farMessages: farMessages, nearMessages: nearMessages, local: local,
+        try await carryOut(plan, far: far, near: near, farMessages: MessageListing(farMessages), nearMessages: MessageListing(nearMessages), local: local,
                            localIsComplete: false, markerBeforeScan: marker, selected: selected, pairs: pairs,
                            record: &record, report: &report, log: log)
         return true
@@ -217,7 +213,7 @@ struct FolderSync {
     /// else only those the plan touches (an incremental pass: then only the folder's watch
     /// can vouch for the rest).
     func carryOut(_ planned: FolderPlan, far: IMAPFolderStore, near: MaildirFolderStore,
-                  farMessages: [MessageKey: StoreMessage], nearMessages: [MessageKey: StoreMessage], local: [String: MessageFlags],
+                  farMessages: MessageListing, nearMessages: MessageListing, local: some LocalFlags,
                   localIsComplete: Bool, markerBeforeScan: String?, selected: SelectedMailbox, pairs: [MessagePair],
                   record: inout FolderRecord, report: inout FolderReport, log: Logger) async throws {
         let name = FolderNaming.displayName(report.folder)
@@ -230,7 +226,7 @@ struct FolderSync {
         Trace.mark("\(name): claimed \(movedHere.count)")
         // Flags and deletions: idempotent, so a crash in between is settled by the next plan.
         try await near.apply(plan.localFlags.compactMap { change in
-            guard let current = local[change.localName] else { return nil }
+            guard let current = local.flags(of: change.localName) else { return nil }
             return FlagChange(key: .name(change.localName), add: change.flags.subtracting(current), remove: current.subtracting(change.flags))
         })
         Trace.mark("\(name): local flags")
@@ -255,17 +251,20 @@ struct FolderSync {
             plan.downloads.removeAll { troubled[$0]?.failed == true }
             report.unfetchable = before - plan.downloads.count
         }
+        // The names of the new files are only needed to check the folder by listing it again,
+        // when no watch can vouch for it: not kept otherwise (100,000 names in a first pass).
+        let noteDownloads = near.witness == nil
         _ = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) }, tally: &report.downloaded, unreadable: &report.unreadable,
-                                               flags: farMessages.mapValues(\.flags), sizes: farMessages.compactMapValues(\.size),
-                                               kind: .download, record: record, log: log,
-                                               afterLastReceive: plan.uploads.isEmpty ? whenServerIdle : nil,
-                                               alone: Set(troubled.keys)) { from, to in
-            if let name = to.name { downloadedNames[name] = FlagMapping.mirrored(farMessages[from]?.flags ?? MessageFlags()) }
+                               flags: { farMessages[$0]?.flags }, sizes: { farMessages[$0]?.size },
+                               kind: .download, record: record, log: log,
+                               afterLastReceive: plan.uploads.isEmpty ? whenServerIdle : nil,
+                               alone: Set(troubled.keys)) { from, to in
+            if noteDownloads, let name = to.name { downloadedNames[name] = FlagMapping.mirrored(farMessages[from]?.flags ?? MessageFlags()) }
         }
         // A flag the folder cannot keep is not sent with an upload either (it stays local).
         let unstorable = FlagMapping.unstorable(selected.permanentFlags).letters
         let uploads = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) }, tally: &report.uploaded, unreadable: &report.unreadable,
-                                         flags: nearMessages.mapValues { m in var f = m.flags; for l in unstorable { f.remove(l) }; return f },
+                                         flags: { key in nearMessages[key].map { m in var f = m.flags; for l in unstorable { f.remove(l) }; return f } },
                                          kind: .upload, record: record, log: log)
         report.refusedUploads = uploads.refused.count
         if !uploads.refused.isEmpty {
@@ -293,16 +292,22 @@ struct FolderSync {
         // watch saw only this pass's changes, or a fresh listing shows exactly what the pass
         // left; otherwise as it was before the scan (the next pass looks again).
         let stateAtEnd = near.folder.markerState()
-        var expected = local
-        for change in plan.localFlags where expected[change.localName] != nil { expected[change.localName] = change.flags }
-        for item in plan.deleteLocal { expected[item.localName] = nil }
-        for (key, flags) in downloadedNames { expected[key] = flags }
-        for (key, flags) in movedHere { expected[key] = flags }
         // Nobody else touched the folder (its watch saw only this pass's changes): it holds
         // what the pass expects, no need to list it again.
         let untouched = near.witness?.untouchedByOthers() == true
-        let actual = untouched ? expected : localIsComplete ? (try? near.currentFlags()) ?? [:] : nil
-        if actual == expected, let stateAtEnd {
+        // Else what the folder should hold now, compared with a fresh listing.
+        var expected: [String: MessageFlags]?
+        if !untouched && localIsComplete && noteDownloads {
+            var e: [String: MessageFlags] = [:]
+            for name in local.names { e[name] = local.flags(of: name) }
+            for change in plan.localFlags where e[change.localName] != nil { e[change.localName] = change.flags }
+            for item in plan.deleteLocal { e[item.localName] = nil }
+            for (key, flags) in downloadedNames { e[key] = flags }
+            for (key, flags) in movedHere { e[key] = flags }
+            expected = e
+        }
+        let matches = untouched || (expected != nil && (try? near.currentFlags()) == expected)
+        if matches, let stateAtEnd {
             // Trusted once the coarse clock passed the directories' mtimes after the
             // listing (a later change is stamped later); if it has not yet (written in this
             // tick), the account pass notes it once it has, after checking the listing again.
@@ -310,7 +315,7 @@ struct FolderSync {
                 record.localMarker = stateAtEnd.marker
             } else {
                 record.localMarker = nil
-                if !dryRun { report.settle = (record.id, localIsComplete ? expected : nil, stateAtEnd.trustedFrom, stateAtEnd.marker, untouched ? near.witness : nil) }
+                if !dryRun { report.settle = (record.id, expected, stateAtEnd.trustedFrom, stateAtEnd.marker, untouched ? near.witness : nil) }
             }
         } else {
             record.localMarker = markerBeforeScan
@@ -330,7 +335,7 @@ struct FolderSync {
     /// Local messages the server refused before stay out of `plan.uploads` while their file
     /// is the same (a big message is not sent again at every pass; `--force` tries them
     /// again); refusals of files gone, changed or paired since are forgotten.
-    func holdRefused(_ plan: inout FolderPlan, nearMessages: [MessageKey: StoreMessage], pairs: [MessagePair], record: FolderRecord) throws {
+    func holdRefused(_ plan: inout FolderPlan, nearMessages: MessageListing, pairs: [MessagePair], record: FolderRecord) throws {
         let refused = try state.refused(in: record.id)
         guard !refused.isEmpty else { return }
         let paired = Set(pairs.compactMap(\.localName))
@@ -367,8 +372,8 @@ struct FolderSync {
     /// pairs recorded and the journal resolved (docs/recovery.md).
     /// `tally` counts the messages moved as each batch is recorded (true after a failure too).
     func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], tally: inout Int, unreadable: inout Int,
-                  flags: [MessageKey: MessageFlags],
-                  sizes: [MessageKey: Int64] = [:], kind: JournalKind, record: FolderRecord, log: Logger,
+                  flags flagsOf: (MessageKey) -> MessageFlags?,
+                  sizes: (MessageKey) -> Int64? = { _ in nil }, kind: JournalKind, record: FolderRecord, log: Logger,
                   afterLastReceive: (@Sendable () async -> Void)? = nil, alone: Set<UID> = [],
                   moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> (moved: Int, refused: [(key: MessageKey, reason: String)]) {
         guard !keys.isEmpty else { return (0, []) }
@@ -376,12 +381,18 @@ struct FolderSync {
         var refused: [(key: MessageKey, reason: String)] = []
         let label = "\(account.name)/\(FolderNaming.displayName(record.localName.split(separator: "/").map(String.init))) \(kind == .download ? "downloading" : "uploading")"
         // Downloads in `alone` (their FETCH made the server give up before) go last, one per batch.
-        let together = keys.filter { $0.uid.map { !alone.contains($0) } ?? true }
-        let chunks = stride(from: 0, to: together.count, by: transferBatch).map { Array(together[$0..<min($0 + transferBatch, together.count)]) }
-            + keys.filter { $0.uid.map(alone.contains) ?? false }.map { [$0] }
-        for (index, chunk) in chunks.enumerated() {
+        let together = alone.isEmpty ? keys : keys.filter { $0.uid.map { !alone.contains($0) } ?? true }
+        let loners = alone.isEmpty ? [] : keys.filter { $0.uid.map(alone.contains) ?? false }
+        let batches = (together.count + transferBatch - 1) / transferBatch
+        let chunkCount = batches + loners.count
+        for index in 0..<chunkCount {
+            let chunk = index < batches
+                ? Array(together[index * transferBatch..<min((index + 1) * transferBatch, together.count)]) : [loners[index - batches]]
             let batch = try destination.incoming()
             var journal: [MessageKey: JournalID] = [:]
+            // This batch's flags only: a copy for every message would grow with the folder.
+            var flags: [MessageKey: MessageFlags] = [:]
+            for key in chunk { flags[key] = flagsOf(key) }
             do {
                 try batch.prepare(chunk)
                 try await source.export(chunk, flags: flags, into: batch)
@@ -407,7 +418,7 @@ struct FolderSync {
                     }
                 }
                 Trace.mark("\(label): journaled \(journal.count)")
-                if index == chunks.count - 1, let afterLastReceive { await afterLastReceive() }
+                if index == chunkCount - 1, let afterLastReceive { await afterLastReceive() }
                 let mapping = try await batch.commit()
                 Trace.mark("\(label): durable")
                 for (key, reason) in batch.refused {
@@ -424,7 +435,7 @@ struct FolderSync {
                         // The server's RFC822.SIZE, when known: a later move is matched without reading the file.
                         pairs.append(MessagePair(folder: record.id, uid: from.uid ?? to.uid, localName: from.name ?? to.name,
                                                  flags: FlagMapping.mirrored(flags[from] ?? MessageFlags()).description,
-                                                 size: sizes[from] ?? marks[from]?.sent?.size))
+                                                 size: sizes(from) ?? marks[from]?.sent?.size))
                     }
                     try state.insertPairs(pairs)
                     // After a failure part-way (`batch.failure`), only what arrived is settled:

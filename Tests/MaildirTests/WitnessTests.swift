@@ -39,6 +39,39 @@ import TestSupport
         #expect(!witness.untouchedByOthers())
     }
 
+    /// A first pass delivers 100,000 messages: more events than the kernel queues for one
+    /// inotify instance (`max_queued_events`, 16,384 by default). The witness reads the queue
+    /// as the pass announces, so it neither overflows (which would cost a listing of the
+    /// whole folder at the end) nor keeps every name.
+    @Test func aPassLargerThanTheKernelQueueStaysVouchedFor() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = MaildirStore(root: dir.path + "/mail", layout: .fs)
+        let folder = try store.createFolder(["INBOX"])
+        var queued = 16384
+        let limitFile = open("/proc/sys/fs/inotify/max_queued_events", O_RDONLY | O_CLOEXEC)
+        if limitFile >= 0 {
+            var bytes = [UInt8](repeating: 0, count: 32)
+            let n = read(limitFile, &bytes, bytes.count)
+            close(limitFile)
+            if n > 0, let value = Int(String(decoding: bytes[..<n].filter { $0 >= 48 && $0 <= 57 }, as: UTF8.self)) { queued = value }
+        }
+        let count = min(queued, 200_000) + 2000
+        let witness = try #require(FolderChangeWitness(folder: folder))
+        var most = 0
+        for i in 0..<count {
+            let name = "\(i).witness-test,S=0"
+            let fd = open(folder.path + "/new/" + name, O_CREAT | O_WRONLY | O_CLOEXEC, 0o600)
+            try #require(fd >= 0)
+            close(fd)
+            witness.expectAdded(name, to: .new)
+            if i % 1000 == 999 { most = max(most, witness.unsettledCount) }
+        }
+        #expect(most <= 1000, "the witness kept \(most) names while the pass ran")
+        #expect(witness.untouchedByOthers())
+        #expect(witness.unsettledCount == 0)
+    }
+
     @Test func foreignChangesAreSeen() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

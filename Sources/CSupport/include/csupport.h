@@ -8,6 +8,9 @@ int csupport_syncfs(int fd);
 /// mallopt(M_ARENA_MAX, count): malloc.h is not in the Glibc module.
 int csupport_limit_malloc_arenas(int count);
 
+/// Bytes malloc has handed out and not got back (mallinfo2's uordblks, main arena and mmaps).
+size_t csupport_heap_in_use(void);
+
 /// pipe2(fds, O_CLOEXEC); pipe2 also needs _GNU_SOURCE.
 int csupport_pipe_cloexec(int fds[2]);
 

@@ -339,22 +339,37 @@ extension IMAPSession {
     /// what arrived meanwhile. Servers such as Exchange or Yahoo answer a huge single FETCH
     /// slowly or not at all.
     public func fetchAll(items: [FetchItem], pageSize: Int = 5000) async throws -> [FetchedMessage] {
-        let page = min(max(1, pageSize), messageLimit ?? Int.max)
-        let total = messageCount
-        guard total > page else { return try await fetch(UIDSet(ranges: [1...UInt32.max]), items: items).messages }
-        let pages = stride(from: 1, through: total, by: page).map { UInt32($0)...UInt32(min($0 + page - 1, total)) }
         var messages: [FetchedMessage] = []
-        messages.reserveCapacity(total)
-        for result in try await pipeline(pages.map { .fetch(UIDSet(ranges: [$0]), items.contains(.uid) ? items : [.uid] + items) }) {
-            messages += Self.collectFetches(try result.get().untagged).messages
-        }
-        var seen = Set(messages.compactMap(\.uid))
-        if let top = seen.max(), top.rawValue < UInt32.max {
-            for m in try await fetch(UIDSet.from(UID(top.rawValue + 1)), items: items).messages where m.uid.map({ seen.insert($0).inserted }) == true {
-                messages.append(m)
-            }
+        var seen = Set<UID>()
+        try await fetchAll(items: items, pageSize: pageSize) { m in
+            if m.uid.map({ seen.insert($0).inserted }) ?? true { messages.append(m) }
         }
         return messages
+    }
+
+    /// `fetchAll`, handing each message to `each` as its page arrives: what is held is a few
+    /// pages (`window` in flight), not the mailbox. A message may be handed over twice.
+    public func fetchAll(items: [FetchItem], pageSize: Int = 5000, window: Int = 4,
+                         each: (FetchedMessage) throws -> Void) async throws {
+        let page = min(max(1, pageSize), messageLimit ?? Int.max)
+        let total = messageCount
+        guard total > page else {
+            for m in try await fetch(UIDSet(ranges: [1...UInt32.max]), items: items).messages { try each(m) }
+            return
+        }
+        let pages = stride(from: 1, through: total, by: page).map { UInt32($0)...UInt32(min($0 + page - 1, total)) }
+        let withUID = items.contains(.uid) ? items : [.uid] + items
+        var top: UInt32 = 0
+        try await pipeline(pages.map { .fetch(UIDSet(ranges: [$0]), withUID) }, window: window) { result in
+            for m in Self.collectFetches(try result.get().untagged).messages {
+                if let uid = m.uid { top = max(top, uid.rawValue) }
+                try each(m)
+            }
+        }
+        if top > 0, top < UInt32.max {
+            // `top+1:*` names the last message when nothing is above `top`: only those above count.
+            for m in try await fetch(UIDSet.from(UID(top + 1)), items: items).messages where (m.uid?.rawValue ?? 0) > top { try each(m) }
+        }
     }
 
     /// The FETCH data and VANISHED UIDs among a command's untagged responses.

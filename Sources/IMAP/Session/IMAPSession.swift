@@ -262,6 +262,36 @@ public actor IMAPSession {
         return results
     }
 
+    /// Sends `commands` with at most `window` of them in flight and hands each result to
+    /// `each`, in order, as it completes: the answers waiting to be read are bounded by the
+    /// window, not by the number of commands. A failing `each` stops the rest being sent
+    /// (those in flight are awaited, so the session stays in step).
+    public func pipeline(_ commands: [Command], window: Int,
+                         each: (Result<CommandResult, any Error>) throws -> Void) async throws {
+        var inFlight: [Result<PendingCommand, any Error>] = []
+        var next = 0
+        var stop: (any Error)?
+        while true {
+            while stop == nil, next < commands.count, inFlight.count < max(1, window) {
+                do { inFlight.append(.success(try await submit(commands[next], kind: Self.kind(of: commands[next])))) }
+                catch { inFlight.append(.failure(error)) }
+                next += 1
+            }
+            if inFlight.isEmpty { break }
+            let answer: Result<CommandResult, any Error>
+            switch inFlight.removeFirst() {
+            case .success(let cmd):
+                do { answer = .success(try await result(of: cmd)) } catch { answer = .failure(error) }
+            case .failure(let error):
+                answer = .failure(error)
+            }
+            if stop == nil {
+                do { try each(answer) } catch { stop = error }
+            }
+        }
+        if let stop { throw stop }
+    }
+
     func execute(_ command: Command, kind: Kind, sink: FetchBodySink? = nil,
                  onContinuation: (@Sendable ([UInt8]) -> [UInt8])? = nil) async throws -> CommandResult {
         try await result(of: submit(command, kind: kind, sink: sink, onContinuation: onContinuation))

@@ -82,7 +82,7 @@ public protocol FolderStore: AnyObject {
     /// For messages: "server" or "Maildir".
     var sideName: String { get }
     /// Every message with its flags.
-    func list() async throws -> [MessageKey: StoreMessage]
+    func list() async throws -> MessageListing
     /// Adds and removes flags.
     func apply(_ changes: [FlagChange]) async throws
     /// Deletes messages (a server expunges exactly these).

@@ -13,7 +13,9 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     let sideName = "server"
     /// What SELECT reported.
     private(set) var selected: SelectedMailbox?
+    /// Internal dates of messages reported by an incremental pass, and the last full listing.
     private var dates: [UID: Int64] = [:]
+    private var listed = MessageListing()
     /// UIDs per UID FETCH of an export; `pipelineDepth` of them in flight.
     var exportBatch = 64
     var pipelineDepth = 4
@@ -98,14 +100,15 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
         return (early.messages, early.vanished)
     }
 
-    func list() async throws -> [MessageKey: StoreMessage] {
-        let messages = try await session.fetchAll(items: Self.metadata, pageSize: listPage)
-        var result: [MessageKey: StoreMessage] = [:]
-        for m in messages {
-            guard let uid = m.uid else { continue }
-            if let d = m.internalDate { dates[uid] = d }
-            result[.uid(uid)] = StoreMessage(key: .uid(uid), flags: FlagMapping.letters(m.flags ?? []), date: m.internalDate, size: m.size)
+    func list() async throws -> MessageListing {
+        var result = MessageListing()
+        result.reserveCapacity(uids: await session.messageCount)
+        // Page by page as it arrives: only the listing is kept, not the server's answers.
+        try await session.fetchAll(items: Self.metadata, pageSize: listPage) { m in
+            guard let uid = m.uid else { return }
+            result.insert(StoreMessage(key: .uid(uid), flags: FlagMapping.letters(m.flags ?? []), date: m.internalDate, size: m.size))
         }
+        listed = result   // the dates of what `export` will fetch
         return result
     }
 
@@ -115,7 +118,7 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     /// still exist. Every other known message keeps the flags in `known`; `alsoKnown`
     /// (messages left on the server on purpose, with their sizes) are kept as they were.
     /// Short answers instead of a FETCH line per message.
-    func listChanges(since modSeq: ModSeq, known: [UID: MessageFlags], alsoKnown: [UID: Int64?] = [:]) async throws -> [MessageKey: StoreMessage] {
+    func listChanges(since modSeq: ModSeq, known: [UID: MessageFlags], alsoKnown: [UID: Int64?] = [:]) async throws -> MessageListing {
         let changed: [FetchedMessage]
         let gone: (UID) -> Bool
         if let limit = await session.messageLimit, await session.messageCount > limit {
@@ -148,19 +151,20 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     }
 
     private func merge(known: [UID: MessageFlags], alsoKnown: [UID: Int64?], changed: [FetchedMessage],
-                       gone: (UID) -> Bool) -> [MessageKey: StoreMessage] {
-        var result: [MessageKey: StoreMessage] = [:]
-        result.reserveCapacity(known.count + changed.count)
-        for (uid, flags) in known where !gone(uid) {
-            result[.uid(uid)] = StoreMessage(key: .uid(uid), flags: flags, date: nil, size: nil)
+                       gone: (UID) -> Bool) -> MessageListing {
+        var result = MessageListing()
+        result.reserveCapacity(uids: known.count)
+        // In UID order, so that the known ones take the compact columns.
+        for uid in known.keys.sorted() where !gone(uid) {
+            result.insert(StoreMessage(key: .uid(uid), flags: known[uid]!, date: nil, size: nil))
         }
         for (uid, size) in alsoKnown where !gone(uid) {
-            result[.uid(uid)] = StoreMessage(key: .uid(uid), flags: MessageFlags(), date: nil, size: size)
+            result.insert(StoreMessage(key: .uid(uid), flags: MessageFlags(), date: nil, size: size))
         }
         for m in changed {
             guard let uid = m.uid, !gone(uid) else { continue }
             if let d = m.internalDate { dates[uid] = d }
-            result[.uid(uid)] = StoreMessage(key: .uid(uid), flags: FlagMapping.letters(m.flags ?? []), date: m.internalDate, size: m.size)
+            result.insert(StoreMessage(key: .uid(uid), flags: FlagMapping.letters(m.flags ?? []), date: m.internalDate, size: m.size))
         }
         return result
     }
@@ -189,7 +193,9 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
         let uids = keys.compactMap { if case .uid(let u) = $0 { u } else { nil } }.sorted()
         let chunks = stride(from: 0, to: uids.count, by: exportBatch).map { Array(uids[$0..<min($0 + exportBatch, uids.count)]) }
         let session = self.session
-        let dates = self.dates
+        var known: [UID: Int64] = [:]
+        for uid in uids { if let d = self.dates[uid] ?? listed[.uid(uid)]?.date { known[uid] = d } }
+        let dates = known
         // The fetches run concurrently but their bodies arrive one after the other on the
         // session's queue, so the batch is only ever fed by one of them at a time.
         let shared = UncheckedSendable(batch)

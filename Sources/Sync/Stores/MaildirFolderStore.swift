@@ -8,8 +8,19 @@ import Support
 final class MaildirFolderStore: FolderStore {
     let folder: MaildirFolder
     let sideName = "Maildir"
-    /// The last scan, so renames and deletions find the current file names.
-    private var files: [String: MaildirMessage] = [:]
+    /// The last scan, so renames and deletions find the current file names: shared with the
+    /// listing `list` returned (never changed, so never copied), and what changed since.
+    private var scanned: [String: MaildirMessage] = [:]
+    private var changed: [String: MaildirMessage?] = [:]
+    private var files: Files { Files(store: self) }
+    /// `files[name]` reads through the changes to the scan; a write is a change.
+    private struct Files {
+        let store: MaildirFolderStore
+        subscript(name: String) -> MaildirMessage? {
+            get { store.changed[name] ?? store.scanned[name] }
+            nonmutating set { store.changed[name] = .some(newValue) }
+        }
+    }
     /// Files whose names are not UTF-8 (left alone).
     private(set) var skippedNames = 0
 
@@ -34,22 +45,20 @@ final class MaildirFolderStore: FolderStore {
     /// Takes these files as the folder's known messages without scanning it (an incremental
     /// pass found them where their pairs say they are).
     func adopt(_ messages: [MaildirMessage]) {
-        for m in messages { files[m.baseName] = m }
+        for m in messages { changed[m.baseName] = m }
     }
 
-    func list() async throws -> [MessageKey: StoreMessage] {
+    func list() async throws -> MessageListing {
         startWatching()
         let scan = folder.exists ? try folder.scan() : MaildirScan.empty
         skippedNames = scan.skippedNames
-        files = [:]
+        changed = [:]
+        scanned = [:]
+        var files: [String: MaildirMessage] = [:]
         files.reserveCapacity(scan.messages.count)
-        var result: [MessageKey: StoreMessage] = [:]
-        result.reserveCapacity(scan.messages.count)
-        for m in scan.messages {
-            files[m.baseName] = m
-            result[.name(m.baseName)] = StoreMessage(key: .name(m.baseName), flags: m.flags, date: nil, size: m.size)
-        }
-        return result
+        for m in scan.messages { files[m.baseName] = m }
+        scanned = files
+        return MessageListing(files: files)
     }
 
     /// The folder's messages as they are now (base name → flags), without touching what

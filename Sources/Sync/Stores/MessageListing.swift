@@ -1,0 +1,125 @@
+import Support
+import Maildir
+
+/// A store's messages by key: what `FolderStore.list` returns and the planner reads.
+///
+/// A server's listing comes in UID order and is kept in columns sorted by UID, about 36
+/// bytes a message (a dictionary of `StoreMessage`s took about 260: at 100,000 messages the
+/// difference between 4 and 26 MB; docs/scale.md). Anything else — Maildir names, a UID
+/// reported out of order or twice — goes to a dictionary, which wins over the columns.
+public struct MessageListing: Sequence, Sendable {
+    private var table: [MessageKey: StoreMessage] = [:]
+    /// A Maildir's scan, read in place (the store keeps the same dictionary: no copy).
+    private var files: [String: MaildirMessage] = [:]
+    private var columnUIDs: [UInt32] = []
+    private var flags: [MessageFlags] = []
+    /// `Int64.min`: no date; -1: no size.
+    private var dates: [Int64] = []
+    private var sizes: [Int64] = []
+    /// Entries of `table` whose UID is in the columns too (counted once).
+    private var shadowed = 0
+
+    public init() {}
+
+    /// A listing of exactly these messages.
+    public init(_ table: [MessageKey: StoreMessage]) { self.table = table }
+
+    /// A Maildir folder's messages by base name, as its scan found them.
+    public init(files: [String: MaildirMessage]) { self.files = files }
+
+    public var count: Int { table.count + files.count + columnUIDs.count - shadowed }
+    public var isEmpty: Bool { count == 0 }
+
+    /// Makes room for `n` server messages in the columns.
+    public mutating func reserveCapacity(uids n: Int) {
+        columnUIDs.reserveCapacity(n)
+        flags.reserveCapacity(n)
+        dates.reserveCapacity(n)
+        sizes.reserveCapacity(n)
+    }
+
+    /// Adds a message; a later report of the same key replaces an earlier one.
+    public mutating func insert(_ message: StoreMessage) {
+        if case .uid(let uid) = message.key, columnUIDs.last.map({ $0 < uid.rawValue }) ?? true {
+            if !table.isEmpty { table[message.key] = nil }   // an earlier report, replaced
+            columnUIDs.append(uid.rawValue)
+            flags.append(message.flags)
+            dates.append(message.date ?? Int64.min)
+            sizes.append(message.size ?? -1)
+            return
+        }
+        if table.updateValue(message, forKey: message.key) == nil, case .uid(let uid) = message.key, column(of: uid) != nil {
+            shadowed += 1
+        }
+    }
+
+    public subscript(key: MessageKey) -> StoreMessage? {
+        if let m = table[key] { return m }
+        if case .name(let name) = key, let file = files[name] { return Self.message(file) }
+        guard case .uid(let uid) = key, let i = column(of: uid) else { return nil }
+        return entry(i)
+    }
+
+    public func contains(_ key: MessageKey) -> Bool { self[key] != nil }
+
+    private func column(of uid: UID) -> Int? {
+        var low = 0, high = columnUIDs.count
+        while low < high {
+            let mid = (low + high) / 2
+            if columnUIDs[mid] < uid.rawValue { low = mid + 1 } else { high = mid }
+        }
+        return low < columnUIDs.count && columnUIDs[low] == uid.rawValue ? low : nil
+    }
+
+    private static func message(_ file: MaildirMessage) -> StoreMessage {
+        StoreMessage(key: .name(file.baseName), flags: file.flags, date: nil, size: file.size)
+    }
+
+    private func entry(_ i: Int) -> StoreMessage {
+        StoreMessage(key: .uid(UID(columnUIDs[i])), flags: flags[i], date: dates[i] == Int64.min ? nil : dates[i],
+                     size: sizes[i] < 0 ? nil : sizes[i])
+    }
+
+    public struct Iterator: IteratorProtocol {
+        fileprivate let listing: MessageListing
+        fileprivate var tableIterator: Dictionary<MessageKey, StoreMessage>.Iterator
+        fileprivate var fileIterator: Dictionary<String, MaildirMessage>.Iterator
+        fileprivate var index = 0
+
+        public mutating func next() -> (key: MessageKey, value: StoreMessage)? {
+            if let next = tableIterator.next() { return next }
+            if let (_, file) = fileIterator.next() { let m = MessageListing.message(file); return (m.key, m) }
+            while index < listing.columnUIDs.count {
+                defer { index += 1 }
+                let m = listing.entry(index)
+                if listing.shadowed > 0, listing.table[m.key] != nil { continue }
+                return (m.key, m)
+            }
+            return nil
+        }
+    }
+
+    public func makeIterator() -> Iterator {
+        Iterator(listing: self, tableIterator: table.makeIterator(), fileIterator: files.makeIterator())
+    }
+}
+
+extension MessageListing: ServerFlags {
+    public func flags(of uid: UID) -> MessageFlags? { self[.uid(uid)]?.flags }
+    public var uids: [UID] {
+        var result: [UID] = []
+        result.reserveCapacity(count)
+        for (key, _) in self { if case .uid(let u) = key { result.append(u) } }
+        return result
+    }
+}
+
+extension MessageListing: LocalFlags {
+    public func flags(of name: String) -> MessageFlags? { self[.name(name)]?.flags }
+    public var names: [String] {
+        var result: [String] = []
+        result.reserveCapacity(files.count)
+        for (key, _) in self { if case .name(let n) = key { result.append(n) } }
+        return result
+    }
+}
