@@ -2,7 +2,8 @@
 // file) and Maildir → server (a flag set by renaming, then wait until the server has it),
 // N events each; prints p50 and p99. Used by Benchmarks/push-latency.
 //
-// Usage: PushLatency --port P --ca FILE --user U --password PW --maildir DIR [--events N]
+// Usage: PushLatency --port P --ca FILE (--user U --password PW --maildir DIR | --accounts FILE) [--events N]
+// With --accounts (lines "USER PASSWORD MAILDIR") the events go round the accounts in turn.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,12 +16,35 @@ var options: [String: String] = [:]
 var args = CommandLine.arguments.dropFirst()
 while let key = args.popFirst(), let value = args.popFirst() { options[String(key.dropFirst(2))] = value }
 let events = Int(options["events"] ?? "100")!
-let session = try await IMAPSession.connect(host: "127.0.0.1", port: UInt16(options["port"]!)!,
-                                            security: .implicitTLS(TLSClientConfiguration(verifyName: "127.0.0.1", caFile: options["ca"])))
-try await session.login(username: options["user"]!, secret: options["password"]!)
-let inbox = MaildirStore(root: options["maildir"]!, layout: .fs).folder(["INBOX"])
 
-func count() -> Int { (try? inbox.scan().messages.count) ?? 0 }
+/// One account the events go to: its own session and its Maildir's INBOX.
+struct Account {
+    let session: IMAPSession
+    let inbox: MaildirFolder
+    var uidOf: [String: UID] = [:]
+}
+// `--accounts FILE`: lines of "USER PASSWORD MAILDIR"; the events go round them in turn.
+var logins: [(user: String, password: String, maildir: String)] = []
+if let file = options["accounts"], let f = fopen(file, "r") {
+    var line = [CChar](repeating: 0, count: 4096)
+    while fgets(&line, 4096, f) != nil {
+        let words = String(decoding: line.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            .split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        if words.count == 3 { logins.append((words[0], words[1], words[2])) }
+    }
+    fclose(f)
+} else {
+    logins = [(options["user"]!, options["password"]!, options["maildir"]!)]
+}
+var accounts: [Account] = []
+for login in logins {
+    let session = try await IMAPSession.connect(host: "127.0.0.1", port: UInt16(options["port"]!)!,
+                                                security: .implicitTLS(TLSClientConfiguration(verifyName: "127.0.0.1", caFile: options["ca"])))
+    try await session.login(username: login.user, secret: login.password)
+    accounts.append(Account(session: session, inbox: MaildirStore(root: login.maildir, layout: .fs).folder(["INBOX"])))
+}
+
+func count(_ inbox: MaildirFolder) -> Int { (try? inbox.scan().messages.count) ?? 0 }
 func percentile(_ values: [Double], _ p: Double) -> Double {
     let sorted = values.sorted()
     return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
@@ -28,23 +52,25 @@ func percentile(_ values: [Double], _ p: Double) -> Double {
 
 var down: [Double] = []
 for i in 0..<events {
-    let before = count()
+    let account = accounts[i % accounts.count]
+    let before = count(account.inbox)
     let message = Array("From: bench@example.com\r\nSubject: push \(i)\r\nMessage-ID: <push-\(i)-\(getpid())@bench>\r\n\r\nbody \(i)\r\n".utf8)
     let start = monotonicSeconds()
-    _ = try await session.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(message))], to: .inbox)
-    while count() <= before && monotonicSeconds() - start < 10 { usleep(1000) }
+    _ = try await account.session.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(message))], to: .inbox)
+    while count(account.inbox) <= before && monotonicSeconds() - start < 10 { usleep(1000) }
     down.append(monotonicSeconds() - start)
     usleep(50_000)
 }
 
-_ = try await session.select(.inbox)
-var up: [Double] = []
 // The server copy of each local file, by the Message-ID both carry.
-var uidOf: [String: UID] = [:]
-for m in try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: [.uid, .headerFields(["MESSAGE-ID"])]).messages {
-    if let uid = m.uid, let header = m.sections.values.first {
-        let text = String(decoding: header, as: UTF8.self)
-        if let start = text.firstIndex(of: "<"), let end = text.firstIndex(of: ">") { uidOf[String(text[start...end])] = uid }
+for index in accounts.indices {
+    let session = accounts[index].session
+    _ = try await session.select(.inbox)
+    for m in try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: [.uid, .headerFields(["MESSAGE-ID"])]).messages {
+        if let uid = m.uid, let header = m.sections.values.first {
+            let text = String(decoding: header, as: UTF8.self)
+            if let start = text.firstIndex(of: "<"), let end = text.firstIndex(of: ">") { accounts[index].uidOf[String(text[start...end])] = uid }
+        }
     }
 }
 func messageID(_ path: String) -> String? {
@@ -57,18 +83,22 @@ func messageID(_ path: String) -> String? {
     }
     return nil
 }
-for file in try inbox.scan().messages.prefix(events) {
-    guard let id = messageID(inbox.filePath(of: file)), let uid = uidOf[id] else { continue }
+var up: [Double] = []
+var files = try accounts.map { try $0.inbox.scan().messages }
+for i in 0..<events {
+    let index = i % accounts.count
+    let account = accounts[index]
+    guard let file = files[index].popLast(), let id = messageID(account.inbox.filePath(of: file)), let uid = account.uidOf[id] else { continue }
     let start = monotonicSeconds()
-    _ = try inbox.setFlags(file, to: MessageFlags("F"))
+    _ = try account.inbox.setFlags(file, to: MessageFlags("F"))
     while monotonicSeconds() - start < 10 {
-        let r = try await session.fetch(UIDSet([uid]), items: [.uid, .flags])
+        let r = try await account.session.fetch(UIDSet([uid]), items: [.uid, .flags])
         if r.messages.contains(where: { $0.uid == uid && $0.flags?.contains(.flagged) == true }) { break }
         usleep(1000)
     }
     up.append(monotonicSeconds() - start)
     usleep(50_000)
 }
-await session.logout()
+for account in accounts { await account.session.logout() }
 func ms(_ s: Double) -> String { "\(Int(s * 1000)) ms" }
 print("down_p50=\(ms(percentile(down, 0.5))) down_p99=\(ms(percentile(down, 0.99))) up_p50=\(ms(percentile(up, 0.5))) up_p99=\(ms(percentile(up, 0.99)))")

@@ -495,8 +495,13 @@ public actor AccountRunner {
             let events = try await session.idle(timeout: keepalive)
             logger.debug("IDLE returned \(events.count) event(s)")
             var folders = Set<[String]>()
+            var unknown = false
             for event in events {
                 switch event {
+                case .condition(let status, _, _) where status != .bye:
+                    // "* OK Still here" (Dovecot, every 2 minutes): a keepalive, not a change. It
+                    // used to ask for a pass of every folder, each time on each IDLE connection.
+                    break
                 case .status(let mailbox, _):
                     if let f = naming.folder(for: mailbox) { folders.insert(f) }
                 case .list(let entry):
@@ -504,12 +509,12 @@ public actor AccountRunner {
                 case .exists, .expunge, .vanished, .fetch, .recent:
                     folders.insert(folder ?? ["INBOX"])
                 default:
-                    break
+                    unknown = true
                 }
             }
             if !folders.isEmpty {
                 request(folders: folders, reason: "server change in \(folders.map(FolderNaming.displayName).sorted().joined(separator: ", "))")
-            } else if !events.isEmpty {
+            } else if unknown {
                 request(all: true, reason: "server change")
             }
         }

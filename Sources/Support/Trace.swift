@@ -20,6 +20,7 @@ public enum Trace {
 
     /// Notes that `label` happened now.
     public static func mark(_ label: @autoclosure () -> String) {
+        Footprint.sample()
         guard enabled else { return }
         let ms = Double((now() - start) / 10_000) / 100
         let heap = Double(csupport_heap_in_use() / 10_000) / 100

@@ -14,6 +14,8 @@ struct Arguments {
     var configPath: String?
     var force = false
     var dryRun = false
+    /// `sync --stats`: what the process's memory was made of, on standard error at exit.
+    var stats = false
     var json = false
     var connect = false
     var offline = false
@@ -27,7 +29,7 @@ struct Arguments {
 
     /// Options each command accepts.
     static let allowed: [Command: Set<String>] = [
-        .sync: ["--config", "--force", "--dry-run"],
+        .sync: ["--config", "--force", "--dry-run", "--stats"],
         .daemon: ["--config"],
         .status: ["--config", "--json"],
         .checkConfig: ["--config", "--connect"],
@@ -71,6 +73,7 @@ struct Arguments {
                 case "--list-providers": listProviders = true
                 case "--force": force = true
                 case "--dry-run": dryRun = true
+                case "--stats": stats = true
                 case "--json": json = true
                 case "--connect": connect = true
                 default: break
@@ -98,7 +101,8 @@ let usageText = """
 mailmirror — keep Maildir folders and IMAP folders identical, or drain POP3 into a Maildir
 
 Usage:
-  mailmirror sync   [--config PATH] [--force] [--dry-run] [ACCOUNT...]   one pass, then exit
+  mailmirror sync   [--config PATH] [--force] [--dry-run] [--stats] [ACCOUNT...]
+                                                                         one pass, then exit
   mailmirror daemon [--config PATH]                                      run until SIGTERM
   mailmirror status [--config PATH] [--json]                             per account/folder state
   mailmirror check-config [--config PATH] [--connect]                    validate and print the resolved config;
@@ -110,7 +114,8 @@ Usage:
 
 sync --force lets deletions held by max_delete_fraction through, looks at every folder in
 full, sends again the local messages the server refused before, and fetches again the
-server messages it could not send before (`status` lists both).
+server messages it could not send before (`status` lists both). sync --stats ends with a
+line on standard error of what the process's memory was made of (peak, binary, libraries, heap).
 
 The default config is $XDG_CONFIG_HOME/mailmirror/config.toml (~/.config/mailmirror/config.toml).
 Exit codes: 0 all done; 1 some account or folder failed, or the server refused a message; 2 usage or configuration error.

@@ -3,7 +3,7 @@ import State
 import Support
 import Sync
 
-/// `mailmirror sync [--config PATH] [--force] [--dry-run] [ACCOUNT...]`: one pass over the
+/// `mailmirror sync [--config PATH] [--force] [--dry-run] [--stats] [ACCOUNT...]`: one pass over the
 /// selected accounts (all by default), in parallel, each with its own state connection and
 /// lock; a failing account never stops the others.
 enum SyncCommand {
@@ -27,6 +27,8 @@ enum SyncCommand {
             accounts = args.positional.compactMap { config.account(named: $0) }
         }
         let logger = Logger(level: config.general.logLevel)
+        if args.stats { Footprint.startSampling() }
+        defer { if args.stats { StandardStream.error.write(Footprint.report() + "\n") } }
         let outcomes = await withTaskGroup(of: (Int, Outcome).self) { group in
             for (index, account) in accounts.enumerated() {
                 group.addTask { (index, await syncAccount(account, config: config, dryRun: args.dryRun, force: args.force, logger: logger)) }

@@ -127,30 +127,32 @@ func daemonMail(_ id: String) -> [UInt8] {
         // Server → Maildir: a new message appears locally (once the push connection is up).
         #expect(try await daemon.waitForPush(stateDirectory: a.dir.path + "/state"))
         _ = try await s.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("second")))], to: .inbox)
-        let down = await measure { a.localCount() == 2 }
+        // Generous deadlines: the test suite runs everything at once on two cores; the latency
+        // itself is Benchmarks/push-latency's to measure.
+        let down = await measure(timeout: 15) { a.localCount() == 2 }
         print("push \(push): server → Maildir \(down.map { "\(Int($0 * 1000)) ms" } ?? "timed out")")
-        #expect(down != nil, "a message appended on the server reaches the Maildir within 3 s; daemon log:\n\(readFile(daemon.log) ?? "")")
+        #expect(down != nil, "a message appended on the server reaches the Maildir within 15 s; daemon log:\n\(readFile(daemon.log) ?? "")")
 
         // Maildir → server: a flag set by a reader, then a new file.
         let inbox = MaildirStore(root: a.maildir, layout: .fs).folder(["INBOX"])
         let file = try inbox.scan().messages.first { (readFile(inbox.filePath(of: $0)) ?? "").contains("body of first") }!
         _ = try inbox.setFlags(file, to: MessageFlags("F"))
         _ = try await s.select(.inbox)
-        let flag = try await measure {
+        let flag = try await measure(timeout: 15) {
             let r = try await s.fetch(UIDSet([UID(1)]), items: [.uid, .flags])
             return r.messages.first?.flags?.contains(.flagged) == true
         }
         print("push \(push): Maildir flag → server \(flag.map { "\(Int($0 * 1000)) ms" } ?? "timed out")")
-        #expect(flag != nil, "a flag set locally reaches the server within 3 s")
+        #expect(flag != nil, "a flag set locally reaches the server within 15 s")
         let w = try inbox.beginDelivery()
         try w.write(Array("From: b@example.com\nSubject: local\nMessage-ID: <local@mailmirror.test>\n\nlocal body\n".utf8))
         _ = try inbox.deliver(w, flags: MessageFlags())
-        let up = try await measure {
+        let up = try await measure(timeout: 15) {
             let all = try await s.search([.all])
             return all.count == 3
         }
         print("push \(push): new Maildir file → server \(up.map { "\(Int($0 * 1000)) ms" } ?? "timed out")")
-        #expect(up != nil, "a new local file is APPENDed within 3 s")
+        #expect(up != nil, "a new local file is APPENDed within 15 s")
         await s.logout()
     }
 

@@ -41,6 +41,28 @@ import TestSupport
         #expect(!(readFile(daemon.log) ?? "").contains("refused"), "no connection was refused")
     }
 
+    /// Dovecot says "* OK Still here" in IDLE every 2 minutes (every second here): a keepalive,
+    /// not a change. It used to end IDLE with an event no folder claimed, and that asked for a
+    /// pass of every folder — each keepalive, on each IDLE connection (0.7 CPU-seconds a minute
+    /// for 50 accounts idling on 4 folders each, `Benchmarks/many-accounts`).
+    @Test func keepalivesInIdleAskForNoPass() async throws {
+        let (server, a) = try await setUp(serverOptions: ["--idle-notify=1"], extra: "")
+        defer { server.stop(); a.dir.remove() }
+        let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log")
+        defer { daemon.stop() }
+        #expect(try await daemon.waitForLog("ready"), "\(readFile(daemon.log) ?? "")")
+        #expect(try await daemon.waitForPush(stateDirectory: a.dir.path + "/state"))
+        let before = readFile(daemon.log) ?? ""
+        // Keepalives arrive on each of the seven IDLE connections (the log notes each wake).
+        _ = await measure(timeout: 20) { (readFile(daemon.log) ?? "").dropFirst(before.count).ranges(of: "IDLE returned").count >= 14 }
+        let during = String((readFile(daemon.log) ?? "").dropFirst(before.count))
+        #expect(during.ranges(of: "IDLE returned").count >= 14, "too few keepalives seen: \(during)")
+        #expect(!during.contains("pass requested: server change"), "\(during)")
+        // A real change still asks for a pass, of that folder.
+        try await server.deliver(daemonMail("after-keepalives"), to: "C", user: a.user.name)
+        #expect(await measure(timeout: 30) { a.localCount("C") == 1 } != nil, "\(readFile(daemon.log) ?? "")")
+    }
+
     /// The server allows fewer connections than `max_connections` says (5 per user here,
     /// 10 configured): the refused IDLE connections fall back to the poll, room is left for
     /// the sync pass, and mail still arrives everywhere; the log says what to set.

@@ -2,6 +2,7 @@ import Testing
 @testable import Sync
 import Maildir
 import Support
+import TestSupport
 
 /// `MessageListing`, the compact listing a pass plans from: it must answer exactly as the
 /// dictionary it replaced, whatever order the server reports in.
@@ -11,7 +12,7 @@ import Support
     }
 
     @Test func answersLikeADictionaryInAnyOrder() {
-        var rng = SplitMix(seed: 42)
+        var rng = SeededGenerator(seed: 42)
         for _ in 0..<200 {
             var listing = MessageListing()
             var table: [MessageKey: StoreMessage] = [:]
@@ -55,7 +56,7 @@ import Support
 
     /// The planner gives the same plan from a listing as from the dictionaries.
     @Test func thePlannerReadsAListingAsADictionary() {
-        var rng = SplitMix(seed: 7)
+        var rng = SeededGenerator(seed: 7)
         for _ in 0..<100 {
             var listing = MessageListing()
             var remote: [UID: MessageFlags] = [:]
@@ -80,18 +81,5 @@ import Support
             let b = FolderPlanner.plan(remote: remote, local: local, pairs: pairs, policy: SyncPolicy())
             #expect(a == b)
         }
-    }
-}
-
-/// A small seeded generator (the same sequence on every machine).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
