@@ -32,6 +32,9 @@ public actor IMAPSession {
     public private(set) var commandCounts: [String: Int] = [:]
     /// FETCH responses received (for tests: how much a pass really fetched).
     public private(set) var fetchResponseCount = 0
+    /// Bare `* OK text` lines received while idling (Dovecot's "Still here" every 2 minutes):
+    /// keepalives, which do not end IDLE.
+    public private(set) var keepalivesSeen = 0
     /// Messages in the selected mailbox as the server last said (EXISTS, less each EXPUNGE
     /// and VANISHED since): the top sequence number for paging.
     public private(set) var messageCount = 0
@@ -571,6 +574,12 @@ public actor IMAPSession {
             alsoUnsolicited = true
         }
         target?.untagged.append(u)
+        if target == nil, idleState != nil, case .condition(.ok, nil, _) = u {
+            // A keepalive says nothing changed: waking IDLE for it cost a DONE and a new IDLE
+            // on every connection every 2 minutes (docs/scale.md).
+            keepalivesSeen += 1
+            return
+        }
         if alsoUnsolicited || target == nil {
             if let idle = idleState {
                 idle.events.append(u)
