@@ -497,11 +497,8 @@ public actor AccountRunner {
             var folders = Set<[String]>()
             var unknown = false
             for event in events {
+                // (A bare "* OK" keepalive never gets here: the session does not end IDLE for it.)
                 switch event {
-                case .condition(let status, _, _) where status != .bye:
-                    // "* OK Still here" (Dovecot, every 2 minutes): a keepalive, not a change. It
-                    // used to ask for a pass of every folder, each time on each IDLE connection.
-                    break
                 case .status(let mailbox, _):
                     if let f = naming.folder(for: mailbox) { folders.insert(f) }
                 case .list(let entry):

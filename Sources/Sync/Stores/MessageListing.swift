@@ -60,8 +60,6 @@ public struct MessageListing: Sequence, Sendable {
         return entry(i)
     }
 
-    public func contains(_ key: MessageKey) -> Bool { self[key] != nil }
-
     private func column(of uid: UID) -> Int? {
         var low = 0, high = columnUIDs.count
         while low < high {
