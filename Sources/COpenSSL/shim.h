@@ -14,5 +14,7 @@ static inline int copenssl_set_sni(SSL *ssl, const char *name) {
     return (int)SSL_set_tlsext_host_name(ssl, name);
 }
 static inline long copenssl_set_partial_write_mode(SSL *ssl) {
-    return (long)SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* RELEASE_BUFFERS: an idle connection (a daemon's IDLE or NOTIFY one) holds no 16 KiB
+       read and write records while nothing is in flight (docs/scale.md). */
+    return (long)SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
 }

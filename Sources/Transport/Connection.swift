@@ -429,12 +429,15 @@ public actor Connection {
 
     /// Scratch space each read lands in before its bytes are appended to `buffer` (one
     /// copy of what arrived, instead of zero-filling the buffer's tail on every read).
-    private var scratch = [UInt8](repeating: 0, count: 65536)
+    /// Never zero-filled itself: its pages become resident only where a read wrote, so an
+    /// idle connection that only ever saw short lines keeps one page, not 64 KiB of them.
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 64)
 
     private func receive(into chunk: Int) -> IOOutcome {
         let fd = self.fd
         let ssl = self.ssl
-        let (received, outcome): (Int, IOOutcome) = scratch.withUnsafeMutableBytes { raw in
+        let raw = scratch
+        let (received, outcome): (Int, IOOutcome) = {
             let target = raw.baseAddress!
             let capacity = min(chunk, raw.count)
             if let ssl {
@@ -456,8 +459,8 @@ public actor Connection {
             if n == 0 { return (0, .eof) }
             if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return (0, .wantRead) }
             return (0, .failed(String(cString: strerror(errno))))
-        }
-        if received > 0 { buffer.append(contentsOf: scratch[0..<received]) }
+        }()
+        if received > 0 { buffer.append(contentsOf: UnsafeBufferPointer(start: raw.baseAddress!.assumingMemoryBound(to: UInt8.self), count: received)) }
         return outcome
     }
 
@@ -547,5 +550,6 @@ public actor Connection {
 
     isolated deinit {
         if !isClosed { close() }
+        scratch.deallocate()
     }
 }
