@@ -290,6 +290,54 @@ public final class StateStore: @unchecked Sendable {
         return result
     }
 
+    /// The pair with this row id, if any.
+    public func pair(id: Int64) throws(StateError) -> MessagePair? {
+        var result: MessagePair?
+        try db.query("SELECT id, folder_id, uid, local_name, flags, size, message_id, internal_date FROM pairs WHERE id = ?",
+                     .integer(id)) { row in result = pair(row) }
+        return result
+    }
+
+    /// The pair of a folder with this local base name, if any (by index).
+    public func pair(in folder: FolderID, localName: String) throws(StateError) -> MessagePair? {
+        var result: MessagePair?
+        try db.query("SELECT id, folder_id, uid, local_name, flags, size, message_id, internal_date FROM pairs WHERE folder_id = ? AND local_name = ?",
+                     .integer(folder.rawValue), .text(localName)) { row in result = pair(row) }
+        return result
+    }
+
+    /// Whether a folder has any pair.
+    public func hasPairs(in folder: FolderID) throws(StateError) -> Bool {
+        var found = false
+        try db.query("SELECT 1 FROM pairs WHERE folder_id = ? LIMIT 1", .integer(folder.rawValue)) { _ in found = true }
+        return found
+    }
+
+    /// The UIDs of a folder's pairs, ascending (4 bytes a pair; read from the index).
+    public func pairedUIDs(in folder: FolderID) throws(StateError) -> [UInt32] {
+        var result: [UInt32] = []
+        try db.query("SELECT uid FROM pairs WHERE folder_id = ? AND uid IS NOT NULL AND uid != 0 ORDER BY uid",
+                     .integer(folder.rawValue)) { row in result.append(UInt32(truncatingIfNeeded: row.int(0))) }
+        return result
+    }
+
+    /// Hands out a folder's pairs one at a time, never all held (a full pass over 100,000
+    /// pairs; docs/scale.md): first those without a local name (NULL or the "gone locally"
+    /// mark), then the rest in byte order of their local names — SQLite's BINARY collation,
+    /// read from the `pairs_by_local` index, which is the order `ByteOrder` gives a listing.
+    /// The Message-ID is not read.
+    public func forEachPairInNameOrder(in folder: FolderID, _ body: (MessagePair) -> Void) throws(StateError) {
+        for sql in Self.pairsInNameOrder {
+            try db.query(sql, .integer(folder.rawValue)) { row in body(pair(row)) }
+        }
+    }
+
+    /// The two queries of `forEachPairInNameOrder` (the second must read the index in order).
+    static let pairsInNameOrder = [
+        "SELECT id, folder_id, uid, local_name, flags, size, NULL, internal_date FROM pairs WHERE folder_id = ? AND (local_name IS NULL OR local_name = '')",
+        "SELECT id, folder_id, uid, local_name, flags, size, NULL, internal_date FROM pairs WHERE folder_id = ? AND local_name IS NOT NULL AND local_name != '' ORDER BY local_name",
+    ]
+
     /// Inserts pairs; returns them with their row ids.
     @discardableResult
     public func insertPairs(_ pairs: [MessagePair]) throws(StateError) -> [MessagePair] {

@@ -109,17 +109,41 @@ public struct FolderPlan: Sendable, Equatable {
 }
 
 /// The server's side of a folder as the planner reads it: the mirrored letters by UID (a
-/// dictionary, or a pass's `MessageListing` read in place instead of copied).
+/// dictionary, a pass's `MessageListing` read in place, or only what changed since the last
+/// pass, `ServerChanges`).
 public protocol ServerFlags {
-    func flags(of uid: UID) -> MessageFlags?
+    /// The letters of `uid` on the server, nil when it is not there. `agreed`, what its pair
+    /// last agreed on, answers for a message that a view of only the changes does not list.
+    func flags(of uid: UID, agreed: MessageFlags) -> MessageFlags?
+    /// How many messages the view lists.
     var count: Int { get }
-    /// Every UID, in any order.
+    /// Every UID listed, in any order.
     var uids: [UID] { get }
 }
 
 extension Dictionary: ServerFlags where Key == UID, Value == MessageFlags {
-    public func flags(of uid: UID) -> MessageFlags? { self[uid] }
+    public func flags(of uid: UID, agreed: MessageFlags) -> MessageFlags? { self[uid] }
     public var uids: [UID] { Array(keys) }
+}
+
+/// A Maildir's messages in `ByteOrder` of their base names, read by position: what the
+/// planner walks beside the pairs the state hands out in the same order.
+public struct NameOrder {
+    public let count: Int
+    public let name: (Int) -> String
+    public let flags: (Int) -> MessageFlags
+
+    public init(count: Int, name: @escaping (Int) -> String, flags: @escaping (Int) -> MessageFlags) {
+        self.count = count
+        self.name = name
+        self.flags = flags
+    }
+
+    /// These entries, sorted here (their names are distinct).
+    public init(_ entries: [(name: String, flags: MessageFlags)]) {
+        let sorted = entries.sorted { ByteOrder.precedes($0.name, $1.name) }
+        self.init(count: sorted.count, name: { sorted[$0].name }, flags: { sorted[$0].flags })
+    }
 }
 
 /// The Maildir's side as the planner reads it: all letters by base name.
@@ -128,11 +152,14 @@ public protocol LocalFlags {
     var count: Int { get }
     /// Every base name, in any order.
     var names: [String] { get }
+    /// Every base name with its letters, in byte order.
+    var nameOrder: NameOrder { get }
 }
 
 extension Dictionary: LocalFlags where Key == String, Value == MessageFlags {
     public func flags(of name: String) -> MessageFlags? { self[name] }
     public var names: [String] { Array(keys) }
+    public var nameOrder: NameOrder { NameOrder(map { ($0.key, $0.value) }) }
 }
 
 /// The pure planner: (remote view, local view, last agreed state, policy) → plan. No I/O.
@@ -153,22 +180,55 @@ public enum FolderPlanner {
     public static func plan(remote: some ServerFlags, local: some LocalFlags,
                             pairs: [PlannedPair], policy: SyncPolicy, totals: (remote: Int, local: Int)? = nil,
                             unstorable: MessageFlags = MessageFlags()) -> FolderPlan {
+        let ordered = pairs.sorted { ByteOrder.precedes($0.localName ?? "", $1.localName ?? "") }
+        return plan(remote: remote, local: local, policy: policy, totals: totals, unstorable: unstorable) { visit in
+            for pair in ordered { visit(pair) }
+        }
+    }
+
+    /// The same, with the pairs handed out one at a time (from the state, never all held):
+    /// those without a local name first, then in `ByteOrder` of their local names, which
+    /// the planner merges with `local.nameOrder` to find each pair's file and the files no
+    /// pair names (uploads) without a set of every paired name (docs/scale.md). A name out
+    /// of that order is still planned right (looked up, never uploaded), only slower.
+    public static func plan(remote: some ServerFlags, local: some LocalFlags, policy: SyncPolicy,
+                            totals: (remote: Int, local: Int)? = nil, unstorable: MessageFlags = MessageFlags(),
+                            pairsInNameOrder pairs: ((PlannedPair) -> Void) throws -> Void) rethrows -> FolderPlan {
         var plan = FolderPlan()
-        var pairedUIDs = Set<UID>()
-        var pairedNames = Set<String>()
+        var pairedUIDs: [UInt32] = []
+        var unpairedNames: [String] = []
+        var lateNames = Set<String>()
+        let order = local.nameOrder
+        var next = 0
+        var lastName: String?
         var remoteDeletions: [FolderPlan.PairUID] = []
         var localDeletions: [FolderPlan.PairName] = []
 
-        for pair in pairs {
-            if let uid = pair.uid { pairedUIDs.insert(uid) }
-            if let name = pair.localName { pairedNames.insert(name) }
+        try pairs { pair in
+            if let uid = pair.uid { pairedUIDs.append(uid.rawValue) }
+            // The pair's file: the merge walks the names up to this one; those passed are unpaired.
+            var l: MessageFlags?
+            if let name = pair.localName, !name.isEmpty {
+                if let lastName, ByteOrder.compare(name, lastName) <= 0 {
+                    lateNames.insert(name)
+                    l = local.flags(of: name)
+                } else {
+                    while next < order.count {
+                        let c = ByteOrder.compare(order.name(next), name)
+                        if c > 0 { break }
+                        if c == 0 { l = order.flags(next) } else { unpairedNames.append(order.name(next)) }
+                        next += 1
+                        if c == 0 { break }
+                    }
+                    lastName = name
+                }
+            }
             // A pair still waiting for an upload's UID or a download's file is the
             // recovery step's business; it is never planned over.
-            guard let uid = pair.uid, let name = pair.localName else { continue }
+            guard let uid = pair.uid, let name = pair.localName else { return }
             let remoteGoneByPolicy = uid == PlannedPair.goneRemote
             let localGoneByPolicy = name == PlannedPair.goneLocal
-            let r = remoteGoneByPolicy ? nil : remote.flags(of: uid)
-            let l = localGoneByPolicy ? nil : local.flags(of: name)
+            let r = remoteGoneByPolicy ? nil : remote.flags(of: uid, agreed: pair.flags)
 
             switch (r, l) {
             case let (r?, l?):
@@ -189,6 +249,10 @@ public enum FolderPlanner {
                 plan.forget.append(pair.id)
             }
         }
+        while next < order.count {
+            unpairedNames.append(order.name(next))
+            next += 1
+        }
 
         // Mass-deletion guard, per direction, against the side's count before the pass.
         if heldBack(remoteDeletions.count, of: totals?.remote ?? remote.count, policy) {
@@ -203,12 +267,23 @@ public enum FolderPlanner {
         }
 
         if policy.writesLocal {
-            plan.downloads = remote.uids.filter { !pairedUIDs.contains($0) }.sorted()
+            pairedUIDs.sort()
+            plan.downloads = remote.uids.filter { !contains(pairedUIDs, $0.rawValue) }.sorted()
         }
         if policy.writesRemote {
-            plan.uploads = local.names.filter { !pairedNames.contains($0) }.sorted()
+            plan.uploads = lateNames.isEmpty ? unpairedNames : unpairedNames.filter { !lateNames.contains($0) }
         }
         return plan
+    }
+
+    /// Whether the sorted `values` hold `value` (binary search).
+    static func contains(_ values: [UInt32], _ value: UInt32) -> Bool {
+        var low = 0, high = values.count
+        while low < high {
+            let mid = (low + high) / 2
+            if values[mid] < value { low = mid + 1 } else { high = mid }
+        }
+        return low < values.count && values[low] == value
     }
 
     static func heldBack(_ deletions: Int, of count: Int, _ policy: SyncPolicy) -> Bool {

@@ -11,19 +11,19 @@ import Support
 extension FolderSync {
     /// Parks this pass's gone messages (expunged on the server) that carry a Message-ID,
     /// instead of deleting them now: they leave `plan.deleteLocal`. Returns their names.
-    func parkGone(_ plan: inout FolderPlan, pairs known: [MessagePair], near: MaildirFolderStore, record: FolderRecord) async -> Set<String> {
+    func parkGone(_ plan: inout FolderPlan, near: MaildirFolderStore, record: FolderRecord) async -> Set<String> {
         guard let broker, broker.sources.contains(record.id), !plan.deleteLocal.isEmpty else {
             await broker?.park(record.id, [])
             return []
         }
-        let pairs = Dictionary(known.compactMap { p in p.id.map { ($0, p) } }, uniquingKeysWith: { a, _ in a })
         var items: [MoveBroker.Parked] = []
         var kept: [FolderPlan.PairName] = []
         var names = Set<String>()
         for gone in plan.deleteLocal {
             // The size in CRLF form: the server's RFC822.SIZE noted at download, else counted
             // from the file (a whole read); the Message-ID from the header alone.
-            guard let pair = pairs[gone.pairID], let file = near.file(named: gone.localName),
+            // (A state that cannot be read leaves the message to be deleted: the broker is never kept waiting.)
+            guard let pair = (try? state.pair(id: gone.pairID)) ?? nil, let file = near.file(named: gone.localName),
                   let (header, counted) = MessageIdentity.headerAndWireSize(near.folder.filePath(of: file), headerOnly: pair.size != nil),
                   let id = MessageIdentity.headerFields(header)["message-id"], !id.isEmpty else {
                 kept.append(gone)

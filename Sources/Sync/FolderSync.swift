@@ -83,33 +83,39 @@ struct FolderSync {
         if !dryRun { report.recovered = try await recover(record: record, far: far, near: near, log: log) }
         if try await syncChangesOnly(far: far, near: near, selected: selected, record: &record, report: &report, log: log) { return }
 
-        let knownPairs = try state.pairs(in: record.id)
-        let farMessages: MessageListing
-        if policy.direction == .both, let since = record.highestModSeq, let now = selected.highestModSeq, !selected.noModSeq,
-           record.uidValidity == selected.uidValidity, !knownPairs.isEmpty, record.lastError == nil, !policy.force {
+        let server: ServerChanges
+        if policy.direction == .both, let since = record.highestModSeq, !selected.noModSeq, selected.highestModSeq != nil,
+           record.uidValidity == selected.uidValidity, try state.hasPairs(in: record.id), record.lastError == nil, !policy.force {
             // CONDSTORE: only what changed since the last pass. With direction = both, the
-            // agreed flags of every pair are the server's flags as of that pass.
-            var known: [UID: MessageFlags] = [:]
-            for p in knownPairs { if let uid = p.uid, uid.rawValue != 0, p.localName != nil { known[uid] = MessageFlags(p.flags) } }
-            _ = now
+            // agreed flags of every pair are the server's flags as of that pass, so the pairs
+            // stay in the state: the planner reads each one's agreed flags as it comes.
             // Messages left on the server on purpose (max_message_size) are not paired; they
             // stay listed as they were unless they vanished.
             var alsoKnown: [UID: Int64?] = [:]
-            for item in try state.skipped(in: record.id) where known[item.uid] == nil { alsoKnown[item.uid] = item.size }
-            farMessages = try await far.listChanges(since: since, known: known, alsoKnown: alsoKnown)
+            for item in try state.skipped(in: record.id) where try state.pair(in: record.id, uid: item.uid) == nil {
+                alsoKnown[item.uid] = item.size
+            }
+            let folderID = record.id
+            server = try await far.listChanges(since: since, paired: { [state] in try state.pairedUIDs(in: folderID) },
+                                               alsoKnown: alsoKnown, exists: selected.exists)
         } else {
-            farMessages = try await far.list()
-            try forgetUnfetchable(record: record) { farMessages[.uid($0)] == nil }   // the whole list: gone from the server
+            let listing = try await far.list()
+            server = ServerChanges(complete: listing)
+            try forgetUnfetchable(record: record) { listing[.uid($0)] == nil }   // the whole list: gone from the server
         }
+        let farMessages = server.listed
         Trace.mark("\(name): server listed (\(farMessages.count))")
         let markerBeforeScan = near.folder.changeMarker()
         let nearMessages = try await near.list()
         if near.skippedNames > 0 { log.warn("\(near.skippedNames) file(s) with names that are not UTF-8 are left alone") }
         let local = nearMessages   // read in place, not copied
-        let planned = knownPairs.compactMap(PlannedPair.init)
         Trace.mark("\(name): local listed")
-        var plan = FolderPlanner.plan(remote: farMessages, local: local, pairs: planned, policy: policy,
-                                      unstorable: FlagMapping.unstorable(selected.permanentFlags))
+        // The pairs are read from the state as the planner walks the listing, never all held.
+        let folderID = record.id
+        var plan = try FolderPlanner.plan(remote: server, local: local, policy: policy,
+                                          unstorable: FlagMapping.unstorable(selected.permanentFlags)) { visit in
+            try state.forEachPairInNameOrder(in: folderID) { pair in if let p = PlannedPair(pair) { visit(p) } }
+        }
         // max_message_size and max_age leave some server messages where they are (and listed
         // by `status`); older local messages are kept either way.
         var skipped: [(uid: UID, size: Int64?, reason: String)] = []
@@ -127,8 +133,8 @@ struct FolderSync {
             log.warn("\(skipped.count) message(s) larger than max_message_size (\(account.maxMessageSize ?? 0) bytes) left on the server; `mailmirror status` lists them")
         }
         report.skippedTooLarge = skipped.count
-        try holdRefused(&plan, nearMessages: nearMessages, pairs: knownPairs, record: record)
-        count(plan, remoteTotal: farMessages.count, localTotal: local.count, into: &report, log: log)
+        try holdRefused(&plan, nearMessages: nearMessages, record: record)
+        count(plan, remoteTotal: server.count, localTotal: local.count, into: &report, log: log)
         if !dryRun { try state.replaceSkipped(in: record.id, skipped) }
         if dryRun {
             report.downloaded = plan.downloads.count
@@ -137,7 +143,7 @@ struct FolderSync {
         }
 
         try await carryOut(plan, far: far, near: near, farMessages: farMessages, nearMessages: nearMessages, local: local,
-                           localIsComplete: true, markerBeforeScan: markerBeforeScan, selected: selected, pairs: knownPairs,
+                           localIsComplete: true, markerBeforeScan: markerBeforeScan, selected: selected,
                            record: &record, report: &report, log: log)
     }
 
@@ -202,7 +208,7 @@ struct FolderSync {
                                       unstorable: FlagMapping.unstorable(selected.permanentFlags))
         count(plan, remoteTotal: selected.exists, localTotal: localTotal, into: &report, log: log)
         try await carryOut(plan, far: far, near: near, farMessages: MessageListing(farMessages), nearMessages: MessageListing(nearMessages), local: local,
-                           localIsComplete: false, markerBeforeScan: marker, selected: selected, pairs: pairs,
+                           localIsComplete: false, markerBeforeScan: marker, selected: selected,
                            record: &record, report: &report, log: log)
         return true
     }
@@ -214,12 +220,12 @@ struct FolderSync {
     /// can vouch for the rest).
     func carryOut(_ planned: FolderPlan, far: IMAPFolderStore, near: MaildirFolderStore,
                   farMessages: MessageListing, nearMessages: MessageListing, local: some LocalFlags,
-                  localIsComplete: Bool, markerBeforeScan: String?, selected: SelectedMailbox, pairs: [MessagePair],
+                  localIsComplete: Bool, markerBeforeScan: String?, selected: SelectedMailbox,
                   record: inout FolderRecord, report: inout FolderReport, log: Logger) async throws {
         let name = FolderNaming.displayName(report.folder)
         var plan = planned
         // Server moves: gone messages wait for claims; arrivals parked elsewhere are renamed here.
-        let parked = await parkGone(&plan, pairs: pairs, near: near, record: record)
+        let parked = await parkGone(&plan, near: near, record: record)
         Trace.mark("\(name): parked \(parked.count)")
         let movedHere = try await claimArrivals(&plan, farMessages: farMessages, far: far, near: near, record: record, log: log)
         report.movedHere = movedHere.count
@@ -335,11 +341,13 @@ struct FolderSync {
     /// Local messages the server refused before stay out of `plan.uploads` while their file
     /// is the same (a big message is not sent again at every pass; `--force` tries them
     /// again); refusals of files gone, changed or paired since are forgotten.
-    func holdRefused(_ plan: inout FolderPlan, nearMessages: MessageListing, pairs: [MessagePair], record: FolderRecord) throws {
+    func holdRefused(_ plan: inout FolderPlan, nearMessages: MessageListing, record: FolderRecord) throws {
         let refused = try state.refused(in: record.id)
         guard !refused.isEmpty else { return }
-        let paired = Set(pairs.compactMap(\.localName))
-        let stale = refused.filter { name, r in nearMessages[.name(name)]?.size != r.size || paired.contains(name) }.map(\.key)
+        var stale: [String] = []
+        for (name, r) in refused where try nearMessages[.name(name)]?.size != r.size || state.pair(in: record.id, localName: name) != nil {
+            stale.append(name)
+        }
         if !stale.isEmpty && !dryRun { try state.forgetRefused(in: record.id, names: stale) }
         guard !policy.force else { return }
         plan.uploads.removeAll { name in refused[name].map { $0.size == nearMessages[.name(name)]?.size } ?? false }

@@ -153,6 +153,44 @@ struct ExpectedFailure: Error {}
         #expect(try store.pairCount(in: folder.id) == 0)
     }
 
+    /// A full pass reads its pairs one at a time in the order a sorted Maildir listing
+    /// merges with: no local name first, then by the bytes of the names, from the index.
+    @Test func pairsComeInByteOrderOfTheirNamesFromTheIndex() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try StateStore.open(directory: dir.path)
+        let account = try store.account(named: "work", protocol: "imap")
+        let folder = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
+        let other = try store.folder(of: account, remoteName: Array("Other".utf8), localName: "Other")
+        // "é" precomposed and decomposed are two names on disk (Swift's == calls them equal).
+        let names: [String?] = ["b.host", "a.host", nil, "", "\u{E9}.host", "e\u{301}.host", "B.host", "a.host2"]
+        var uid: UInt32 = 0
+        try store.insertPairs(names.map { name in
+            uid += 1
+            return MessagePair(folder: folder.id, uid: name == nil ? nil : UID(uid), localName: name, flags: "S",
+                               messageID: Array("<\(uid)@x>".utf8))
+        })
+        try store.insertPairs([MessagePair(folder: other.id, uid: UID(1), localName: "0.other", flags: "")])
+        var seen: [MessagePair] = []
+        try store.forEachPairInNameOrder(in: folder.id) { seen.append($0) }
+        #expect(seen.count == names.count)
+        #expect(seen.prefix(2).allSatisfy { $0.localName == nil || $0.localName == "" })
+        let named = seen.dropFirst(2).map { Array($0.localName!.utf8) }
+        #expect(named == named.sorted { $0.lexicographicallyPrecedes($1) })
+        #expect(named.count == 6)
+        #expect(seen.allSatisfy { $0.messageID == nil && $0.flags == "S" && $0.id != nil })
+        for sql in StateStore.pairsInNameOrder {
+            var plan: [String] = []
+            try store.db.query("EXPLAIN QUERY PLAN " + sql, .integer(folder.id.rawValue)) { row in plan.append(row.text(3)) }
+            #expect(!plan.joined().contains("TEMP B-TREE"), "sorted by SQLite, not read in order: \(plan)")
+        }
+        #expect(try store.pairedUIDs(in: folder.id) == [1, 2, 4, 5, 6, 7, 8])
+        #expect(try store.hasPairs(in: other.id))
+        #expect(try store.pair(in: folder.id, localName: "b.host")?.uid == UID(1))
+        let first = seen[0]
+        #expect(try store.pair(id: first.id!)?.localName == first.localName)
+    }
+
     @Test func journalInsertResolveAndOrder() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

@@ -118,55 +118,55 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     /// still exist. Every other known message keeps the flags in `known`; `alsoKnown`
     /// (messages left on the server on purpose, with their sizes) are kept as they were.
     /// Short answers instead of a FETCH line per message.
-    func listChanges(since modSeq: ModSeq, known: [UID: MessageFlags], alsoKnown: [UID: Int64?] = [:]) async throws -> MessageListing {
-        let changed: [FetchedMessage]
-        let gone: (UID) -> Bool
+    /// What changed on the server since `modSeq` (CONDSTORE; QRESYNC names what vanished),
+    /// with `alsoKnown` (messages left there on purpose, with their sizes) listed as well:
+    /// every other message a pair names holds what the pair agreed on. `paired` (the UIDs of
+    /// the folder's pairs, sorted) is read only without QRESYNC, to tell new messages from
+    /// old ones in a `UID SEARCH ALL`. A mailbox over the server's MESSAGELIMIT is listed whole.
+    func listChanges(since modSeq: ModSeq, paired: () throws -> [UInt32], alsoKnown: [UID: Int64?] = [:],
+                     exists: Int) async throws -> ServerChanges {
         if let limit = await session.messageLimit, await session.messageCount > limit {
             // `1:* (CHANGEDSINCE …)` would name more messages than the server takes at once.
             early = nil
-            return try await list()
+            return ServerChanges(complete: try await list())
         }
         if let early, early.since == modSeq {
-            changed = early.messages
+            self.early = nil
             let vanished = early.vanished
-            gone = { vanished.contains($0) }
+            return merge(alsoKnown: alsoKnown, changed: early.messages, exists: exists) { vanished.contains($0) }
         } else if await session.enabled.contains("QRESYNC") {
+            early = nil
             let fetched = try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: Self.metadata, changedSince: modSeq)
-            changed = fetched.messages
-            gone = { fetched.vanished.contains($0) }
-        } else {
-            changed = try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: Self.metadata, changedSince: modSeq).messages
-            let existing = try await session.search([.all])
-            var unknownNew: [UID] = []
-            let reported = Set(changed.compactMap(\.uid))
-            for uid in existing where known[uid] == nil && alsoKnown[uid] == nil && !reported.contains(uid) { unknownNew.append(uid) }
-            var extra: [FetchedMessage] = []
-            if !unknownNew.isEmpty {   // not reported as changed, yet unknown: fetch them plainly
-                extra = try await session.fetch(UIDSet(unknownNew), items: Self.metadata).messages
-            }
-            return merge(known: known, alsoKnown: alsoKnown, changed: changed + extra) { !existing.contains($0) }
+            return merge(alsoKnown: alsoKnown, changed: fetched.messages, exists: exists) { fetched.vanished.contains($0) }
         }
         early = nil
-        return merge(known: known, alsoKnown: alsoKnown, changed: changed, gone: gone)
+        let changed = try await session.fetch(UIDSet(ranges: [1...UInt32.max]), items: Self.metadata, changedSince: modSeq).messages
+        let existing = try await session.search([.all])
+        let known = try paired()
+        var unknownNew: [UID] = []
+        let reported = Set(changed.compactMap(\.uid))
+        for uid in existing where !FolderPlanner.contains(known, uid.rawValue) && alsoKnown[uid] == nil && !reported.contains(uid) {
+            unknownNew.append(uid)
+        }
+        var extra: [FetchedMessage] = []
+        if !unknownNew.isEmpty {   // not reported as changed, yet unknown: fetch them plainly
+            extra = try await session.fetch(UIDSet(unknownNew), items: Self.metadata).messages
+        }
+        return merge(alsoKnown: alsoKnown, changed: changed + extra, exists: exists) { !existing.contains($0) }
     }
 
-    private func merge(known: [UID: MessageFlags], alsoKnown: [UID: Int64?], changed: [FetchedMessage],
-                       gone: (UID) -> Bool) -> MessageListing {
+    private func merge(alsoKnown: [UID: Int64?], changed: [FetchedMessage], exists: Int,
+                       gone: @escaping (UID) -> Bool) -> ServerChanges {
         var result = MessageListing()
-        result.reserveCapacity(uids: known.count)
-        // In UID order, so that the known ones take the compact columns.
-        for uid in known.keys.sorted() where !gone(uid) {
-            result.insert(StoreMessage(key: .uid(uid), flags: known[uid]!, date: nil, size: nil))
-        }
-        for (uid, size) in alsoKnown where !gone(uid) {
-            result.insert(StoreMessage(key: .uid(uid), flags: MessageFlags(), date: nil, size: size))
+        for uid in alsoKnown.keys.sorted() where !gone(uid) {
+            result.insert(StoreMessage(key: .uid(uid), flags: MessageFlags(), date: nil, size: alsoKnown[uid] ?? nil))
         }
         for m in changed {
             guard let uid = m.uid, !gone(uid) else { continue }
             if let d = m.internalDate { dates[uid] = d }
             result.insert(StoreMessage(key: .uid(uid), flags: FlagMapping.letters(m.flags ?? []), date: m.internalDate, size: m.size))
         }
-        return result
+        return ServerChanges(listed: result, vanished: gone, count: exists)
     }
 
     func apply(_ changes: [FlagChange]) async throws {

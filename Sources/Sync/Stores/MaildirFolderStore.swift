@@ -10,14 +10,14 @@ final class MaildirFolderStore: FolderStore {
     let sideName = "Maildir"
     /// The last scan, so renames and deletions find the current file names: shared with the
     /// listing `list` returned (never changed, so never copied), and what changed since.
-    private var scanned: [String: MaildirMessage] = [:]
+    private var scanned = MessageListing()
     private var changed: [String: MaildirMessage?] = [:]
     private var files: Files { Files(store: self) }
     /// `files[name]` reads through the changes to the scan; a write is a change.
     private struct Files {
         let store: MaildirFolderStore
         subscript(name: String) -> MaildirMessage? {
-            get { store.changed[name] ?? store.scanned[name] }
+            get { store.changed[name] ?? store.scanned.file(named: name) }
             nonmutating set { store.changed[name] = .some(newValue) }
         }
     }
@@ -53,12 +53,9 @@ final class MaildirFolderStore: FolderStore {
         let scan = folder.exists ? try folder.scan() : MaildirScan.empty
         skippedNames = scan.skippedNames
         changed = [:]
-        scanned = [:]
-        var files: [String: MaildirMessage] = [:]
-        files.reserveCapacity(scan.messages.count)
-        for m in scan.messages { files[m.baseName] = m }
-        scanned = files
-        return MessageListing(files: files)
+        scanned = MessageListing()
+        scanned = MessageListing(files: scan.messages)
+        return scanned
     }
 
     /// The folder's messages as they are now (base name → flags), without touching what

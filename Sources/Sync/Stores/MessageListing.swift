@@ -7,10 +7,14 @@ import Maildir
 /// bytes a message (a dictionary of `StoreMessage`s took about 260: at 100,000 messages the
 /// difference between 4 and 26 MB; docs/scale.md). Anything else — Maildir names, a UID
 /// reported out of order or twice — goes to a dictionary, which wins over the columns.
+/// A Maildir's scan is kept as an array sorted by the bytes of the base names (about 48
+/// bytes and one string a file; a dictionary's buckets took 170): looked up by binary
+/// search, and walked in the order the state hands out pairs (`ORDER BY local_name`).
 public struct MessageListing: Sequence, Sendable {
     private var table: [MessageKey: StoreMessage] = [:]
-    /// A Maildir's scan, read in place (the store keeps the same dictionary: no copy).
-    private var files: [String: MaildirMessage] = [:]
+    /// A Maildir's scan in `ByteOrder` of base names, one file a name; read in place (the
+    /// store keeps the same array: no copy).
+    public private(set) var files: [MaildirMessage] = []
     private var columnUIDs: [UInt32] = []
     private var flags: [MessageFlags] = []
     /// `Int64.min`: no date; -1: no size.
@@ -24,8 +28,28 @@ public struct MessageListing: Sequence, Sendable {
     /// A listing of exactly these messages.
     public init(_ table: [MessageKey: StoreMessage]) { self.table = table }
 
-    /// A Maildir folder's messages by base name, as its scan found them.
-    public init(files: [String: MaildirMessage]) { self.files = files }
+    /// A Maildir folder's messages as its scan found them. Of two files with one base name
+    /// (a copy left in `new/`, two info parts) the one in `new/`, else the last by file
+    /// name, is taken, as a dictionary filled in scan order did before.
+    public init(files scanned: [MaildirMessage]) {
+        var sorted = scanned
+        sorted.sort { a, b in
+            let c = ByteOrder.compare(a.baseName, b.baseName)
+            if c != 0 { return c < 0 }
+            if a.subdirectory != b.subdirectory { return a.subdirectory == .cur }
+            return ByteOrder.precedes(a.fileName, b.fileName)
+        }
+        var kept = 0
+        for i in sorted.indices {
+            if kept > 0 && ByteOrder.compare(sorted[kept - 1].baseName, sorted[i].baseName) == 0 { sorted[kept - 1] = sorted[i] }
+            else { sorted.swapAt(kept, i); kept += 1 }
+        }
+        sorted.removeLast(sorted.count - kept)
+        files = sorted
+    }
+
+    /// A listing of these files, keyed by base name.
+    public init(files: [String: MaildirMessage]) { self.init(files: Array(files.values)) }
 
     public var count: Int { table.count + files.count + columnUIDs.count - shadowed }
     public var isEmpty: Bool { count == 0 }
@@ -55,9 +79,21 @@ public struct MessageListing: Sequence, Sendable {
 
     public subscript(key: MessageKey) -> StoreMessage? {
         if let m = table[key] { return m }
-        if case .name(let name) = key, let file = files[name] { return Self.message(file) }
+        if case .name(let name) = key, let file = file(named: name) { return Self.message(file) }
         guard case .uid(let uid) = key, let i = column(of: uid) else { return nil }
         return entry(i)
+    }
+
+    /// The scanned file with this base name (binary search in byte order).
+    public func file(named name: String) -> MaildirMessage? {
+        var low = 0, high = files.count
+        while low < high {
+            let mid = (low + high) / 2
+            let c = ByteOrder.compare(files[mid].baseName, name)
+            if c == 0 { return files[mid] }
+            if c < 0 { low = mid + 1 } else { high = mid }
+        }
+        return nil
     }
 
     private func column(of uid: UID) -> Int? {
@@ -81,12 +117,16 @@ public struct MessageListing: Sequence, Sendable {
     public struct Iterator: IteratorProtocol {
         fileprivate let listing: MessageListing
         fileprivate var tableIterator: Dictionary<MessageKey, StoreMessage>.Iterator
-        fileprivate var fileIterator: Dictionary<String, MaildirMessage>.Iterator
+        fileprivate var fileIndex = 0
         fileprivate var index = 0
 
         public mutating func next() -> (key: MessageKey, value: StoreMessage)? {
             if let next = tableIterator.next() { return next }
-            if let (_, file) = fileIterator.next() { let m = MessageListing.message(file); return (m.key, m) }
+            if fileIndex < listing.files.count {
+                defer { fileIndex += 1 }
+                let m = MessageListing.message(listing.files[fileIndex])
+                return (m.key, m)
+            }
             while index < listing.columnUIDs.count {
                 defer { index += 1 }
                 let m = listing.entry(index)
@@ -98,12 +138,13 @@ public struct MessageListing: Sequence, Sendable {
     }
 
     public func makeIterator() -> Iterator {
-        Iterator(listing: self, tableIterator: table.makeIterator(), fileIterator: files.makeIterator())
+        Iterator(listing: self, tableIterator: table.makeIterator())
     }
 }
 
 extension MessageListing: ServerFlags {
     public func flags(of uid: UID) -> MessageFlags? { self[.uid(uid)]?.flags }
+    public func flags(of uid: UID, agreed: MessageFlags) -> MessageFlags? { flags(of: uid) }
     public var uids: [UID] {
         var result: [UID] = []
         result.reserveCapacity(count)
@@ -114,6 +155,16 @@ extension MessageListing: ServerFlags {
 
 extension MessageListing: LocalFlags {
     public func flags(of name: String) -> MessageFlags? { self[.name(name)]?.flags }
+    public var nameOrder: NameOrder {
+        // A scan alone (a pass's listing) is already in order; anything else is sorted here.
+        if table.isEmpty {
+            let files = files
+            return NameOrder(count: files.count, name: { files[$0].baseName }, flags: { files[$0].flags })
+        }
+        var entries: [(name: String, flags: MessageFlags)] = []
+        for (key, m) in self { if case .name(let n) = key { entries.append((n, m.flags)) } }
+        return NameOrder(entries)
+    }
     public var names: [String] {
         var result: [String] = []
         result.reserveCapacity(files.count)
