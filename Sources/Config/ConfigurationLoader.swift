@@ -44,24 +44,10 @@ public enum ConfigurationLoader {
     }
 
     /// Why a file could not be read (an errno).
-    public struct FileError: Error { public var code: Int32 }
+    public typealias FileError = TextFile.ReadError
 
     /// A whole text file (at most 16 MiB).
-    public static func readTextFile(_ path: String) throws(FileError) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileError(code: errno) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 { if errno == EINTR { continue }; throw FileError(code: errno) }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-            if bytes.count > 16 << 20 { throw FileError(code: EFBIG) }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    public static func readTextFile(_ path: String) throws(FileError) -> String { try TextFile.read(path) }
 }
 
 /// Walks the TOML tree, collecting diagnostics.

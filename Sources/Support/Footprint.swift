@@ -21,10 +21,10 @@ public enum Footprint {
         sample()
     }
 
-    /// Notes the heap now (a no-op unless sampling).
-    public static func sample() {
+    /// Notes the heap now (a no-op unless sampling); `inUse`, when the caller read it already.
+    public static func sample(inUse: Int? = nil) {
         guard sampling.load(ordering: .relaxed) else { return }
-        let now = Int(csupport_heap_in_use())
+        let now = inUse ?? Int(csupport_heap_in_use())
         var seen = heapPeak.load(ordering: .relaxed)
         while now > seen {
             let (exchanged, original) = heapPeak.compareExchange(expected: seen, desired: now, ordering: .relaxed)
@@ -100,17 +100,5 @@ public enum Footprint {
         return "memory: " + parts.joined(separator: "; ")
     }
 
-    private static func readProc(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &buffer, buffer.count)
-            if n <= 0 { break }
-            bytes += buffer[..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
+    private static func readProc(_ path: String) -> String? { try? TextFile.read(path) }
 }

@@ -20,10 +20,11 @@ public enum Trace {
 
     /// Notes that `label` happened now.
     public static func mark(_ label: @autoclosure () -> String) {
-        Footprint.sample()
-        guard enabled else { return }
+        guard enabled else { return Footprint.sample() }
+        let inUse = Int(csupport_heap_in_use())   // one read of malloc's figures for both
+        Footprint.sample(inUse: inUse)
         let ms = Double((now() - start) / 10_000) / 100
-        let heap = Double(csupport_heap_in_use() / 10_000) / 100
+        let heap = Double(inUse / 10_000) / 100
         StandardStream.error.write("trace +\(ms) ms heap \(heap) MB \(label())\n")
     }
 }
