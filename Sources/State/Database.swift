@@ -147,6 +147,19 @@ final class Database {
     /// Runs `body` in a write transaction (BEGIN IMMEDIATE: the one writer takes the lock
     /// up front); commits when it returns, rolls back when it throws. Nested calls join the
     /// outer transaction.
+    /// Runs `body` in one read transaction (`BEGIN` deferred: a snapshot, no write lock),
+    /// so that many small reads take SQLite's WAL locks once instead of once each.
+    func reading<T>(_ body: () throws -> T) throws -> T {
+        if transactionDepth > 0 { return try body() }
+        try execute("BEGIN")
+        transactionDepth = 1
+        defer {
+            transactionDepth = 0
+            try? execute("COMMIT")   // nothing written: ending the snapshot cannot lose anything
+        }
+        return try body()
+    }
+
     func transaction<T>(_ body: () throws -> T) throws -> T {
         if transactionDepth > 0 {
             transactionDepth += 1

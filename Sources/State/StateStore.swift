@@ -140,6 +140,10 @@ public final class StateStore: @unchecked Sendable {
 
     /// Runs `body` in one write transaction: everything or nothing. A throw rolls back.
     /// With `.full`, the commit is on disk before this returns.
+    /// Runs `body`'s reads as one snapshot (no write lock): a no-change pass looks at
+    /// every folder's record with SQLite's locks taken once (docs/scale.md).
+    public func reading<T>(_ body: () throws -> T) throws -> T { try db.reading(body) }
+
     public func transaction<T>(durability: Durability = .normal, _ body: () throws -> T) throws -> T {
         if durability == .full { try db.execute("PRAGMA synchronous = FULL") }
         defer { if durability == .full { try? db.execute("PRAGMA synchronous = NORMAL") } }

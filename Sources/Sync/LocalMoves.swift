@@ -34,11 +34,13 @@ struct LocalMoves {
         // A move touches both folders' directories: a folder whose Maildir is as it was after
         // the last pass takes part in none, and is not rescanned; fewer than two such
         // folders, no move at all.
-        let changed = try work.filter { item in
-            let folder = store.folder(item.folder)
-            guard folder.exists else { return false }
-            if let marker = try state.folderRecord(id: item.record).localMarker, marker == folder.changeMarker() { return false }
-            return true
+        let changed = try state.reading {   // one snapshot for every folder's record
+            try work.filter { item in
+                let folder = store.folder(item.folder)
+                guard folder.exists else { return false }
+                if let marker = try state.folderRecord(id: item.record).localMarker, marker == folder.changeMarker() { return false }
+                return true
+            }
         }
         guard changed.count > 1 else { return [] }
         for item in changed {

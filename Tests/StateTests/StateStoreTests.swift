@@ -191,6 +191,28 @@ struct ExpectedFailure: Error {}
         #expect(try store.pair(id: first.id!)?.localName == first.localName)
     }
 
+    /// Reads in one snapshot: what another writer commits meanwhile is not seen until the
+    /// snapshot ends, and a read block inside a write transaction is part of it.
+    @Test func readsInOneSnapshot() throws {
+        let dir = TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try StateStore.open(directory: dir.path)
+        let other = try StateStore(path: store.path)
+        let account = try store.account(named: "work", protocol: "imap")
+        let folder = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
+        let seen = try store.reading {
+            let before = try store.pairCount(in: folder.id)
+            try other.insertPairs([MessagePair(folder: folder.id, uid: UID(1), localName: "a", flags: "")])
+            return (before, try store.pairCount(in: folder.id))
+        }
+        #expect(seen.0 == 0 && seen.1 == 0)
+        #expect(try store.pairCount(in: folder.id) == 1)
+        try store.transaction {
+            try store.insertPairs([MessagePair(folder: folder.id, uid: UID(2), localName: "b", flags: "")])
+            #expect(try store.reading { try store.pairCount(in: folder.id) } == 2)
+        }
+    }
+
     @Test func journalInsertResolveAndOrder() throws {
         let dir = TemporaryDirectory()
         defer { dir.remove() }

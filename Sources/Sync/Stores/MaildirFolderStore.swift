@@ -50,11 +50,13 @@ final class MaildirFolderStore: FolderStore {
 
     func list() async throws -> MessageListing {
         startWatching()
-        let scan = folder.exists ? try folder.scan() : MaildirScan.empty
+        var scan = folder.exists ? try folder.scan() : MaildirScan.empty
         skippedNames = scan.skippedNames
         changed = [:]
-        scanned = MessageListing()
-        scanned = MessageListing(files: scan.messages)
+        scanned = MessageListing()   // the last scan goes before the next one is sorted
+        let messages = scan.messages
+        scan.messages = []
+        scanned = MessageListing(files: consume messages)
         return scanned
     }
 

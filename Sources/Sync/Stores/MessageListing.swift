@@ -31,8 +31,8 @@ public struct MessageListing: Sequence, Sendable {
     /// A Maildir folder's messages as its scan found them. Of two files with one base name
     /// (a copy left in `new/`, two info parts) the one in `new/`, else the last by file
     /// name, is taken, as a dictionary filled in scan order did before.
-    public init(files scanned: [MaildirMessage]) {
-        var sorted = scanned
+    public init(files scanned: consuming [MaildirMessage]) {
+        var sorted = consume scanned   // sorted in place: 100,000 files are not held twice
         sorted.sort { a, b in
             let c = ByteOrder.compare(a.baseName, b.baseName)
             if c != 0 { return c < 0 }
