@@ -289,6 +289,9 @@ public actor Connection {
         }
         self.ssl = ssl
         _ = copenssl_set_partial_write_mode(ssl)
+        // Read ahead: a TLS record is read with the ones behind it in one recv, not as a
+        // 5-byte header and then its body (two system calls a record).
+        SSL_set_read_ahead(ssl, 1)
         SSL_set_fd(ssl, fd)
         let name = configuration.verifyName
         if isIPAddressLiteral(name) {
