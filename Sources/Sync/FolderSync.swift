@@ -260,7 +260,7 @@ struct FolderSync {
         // The names of the new files are only needed to check the folder by listing it again,
         // when no watch can vouch for it: not kept otherwise (100,000 names in a first pass).
         let noteDownloads = near.witness == nil
-        _ = try await transfer(from: far, to: near, keys: plan.downloads.map { .uid($0) }, tally: &report.downloaded, unreadable: &report.unreadable,
+        _ = try await transfer(from: far, to: near, keys: plan.downloads.lazy.map { .uid($0) }, tally: &report.downloaded, unreadable: &report.unreadable,
                                flags: { farMessages[$0]?.flags }, sizes: { farMessages[$0]?.size },
                                kind: .download, record: record, log: log,
                                afterLastReceive: plan.uploads.isEmpty ? whenServerIdle : nil,
@@ -379,7 +379,9 @@ struct FolderSync {
     /// the batch), the destination makes them visible and durable, and only then are the new
     /// pairs recorded and the journal resolved (docs/recovery.md).
     /// `tally` counts the messages moved as each batch is recorded (true after a failure too).
-    func transfer(from source: FolderStore, to destination: FolderStore, keys: [MessageKey], tally: inout Int, unreadable: inout Int,
+    /// `keys` may be a lazy view (a first pass's 100,000 downloads are not copied into keys).
+    func transfer<Keys: RandomAccessCollection<MessageKey>>(from source: FolderStore, to destination: FolderStore, keys: Keys,
+                  tally: inout Int, unreadable: inout Int,
                   flags flagsOf: (MessageKey) -> MessageFlags?,
                   sizes: (MessageKey) -> Int64? = { _ in nil }, kind: JournalKind, record: FolderRecord, log: Logger,
                   afterLastReceive: (@Sendable () async -> Void)? = nil, alone: Set<UID> = [],
@@ -389,13 +391,20 @@ struct FolderSync {
         var refused: [(key: MessageKey, reason: String)] = []
         let label = "\(account.name)/\(FolderNaming.displayName(record.localName.split(separator: "/").map(String.init))) \(kind == .download ? "downloading" : "uploading")"
         // Downloads in `alone` (their FETCH made the server give up before) go last, one per batch.
-        let together = alone.isEmpty ? keys : keys.filter { $0.uid.map { !alone.contains($0) } ?? true }
+        let separated: [MessageKey]? = alone.isEmpty ? nil : keys.filter { $0.uid.map { !alone.contains($0) } ?? true }
         let loners = alone.isEmpty ? [] : keys.filter { $0.uid.map(alone.contains) ?? false }
-        let batches = (together.count + transferBatch - 1) / transferBatch
+        let togetherCount = separated?.count ?? keys.count
+        let batches = (togetherCount + transferBatch - 1) / transferBatch
         let chunkCount = batches + loners.count
         for index in 0..<chunkCount {
-            let chunk = index < batches
-                ? Array(together[index * transferBatch..<min((index + 1) * transferBatch, together.count)]) : [loners[index - batches]]
+            let chunk: [MessageKey]
+            if index >= batches {
+                chunk = [loners[index - batches]]
+            } else {
+                let range = index * transferBatch..<min((index + 1) * transferBatch, togetherCount)
+                chunk = separated.map { Array($0[range]) }
+                    ?? Array(keys[keys.index(keys.startIndex, offsetBy: range.lowerBound)..<keys.index(keys.startIndex, offsetBy: range.upperBound)])
+            }
             let batch = try destination.incoming()
             var journal: [MessageKey: JournalID] = [:]
             // This batch's flags only: a copy for every message would grow with the folder.

@@ -21,7 +21,8 @@ import TestSupport
                 // Mostly ascending (a FETCH 1:*), sometimes out of order or a repeat.
                 let roll = rng.next() % 10
                 let u: UInt32 = roll < 7 ? { uid += 1 + UInt32(rng.next() % 3); return uid }() : UInt32(1 + rng.next() % UInt64(uid + 1))
-                let flags = ["", "S", "FS", "DRS"][Int(rng.next() % 4)]
+                // "XS": a letter outside the six, which the compact columns cannot hold.
+                let flags = ["", "S", "FS", "DRS", "XS", "DFPRST"][Int(rng.next() % 6)]
                 let m = message(u, flags, date: rng.next() % 2 == 0 ? nil : Int64(u), size: rng.next() % 3 == 0 ? nil : Int64(u) * 10)
                 listing.insert(m)
                 table[m.key] = m

@@ -20,7 +20,7 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     var exportBatch = 64
     var pipelineDepth = 4
     /// Messages per FETCH when listing a large mailbox (see `IMAPSession.fetchAll`).
-    var listPage = 5000
+    var listPage = 2000
 
     init(session: IMAPSession, mailbox: MailboxName, spoolDirectory: String) {
         self.session = session

@@ -3,11 +3,11 @@ import Maildir
 
 /// A store's messages by key: what `FolderStore.list` returns and the planner reads.
 ///
-/// A server's listing comes in UID order and is kept in columns sorted by UID, about 36
+/// A server's listing comes in UID order and is kept in columns sorted by UID, about 21
 /// bytes a message (a dictionary of `StoreMessage`s took about 260: at 100,000 messages the
-/// difference between 4 and 26 MB; docs/scale.md). Anything else — Maildir names, a UID
+/// difference between 2 and 26 MB; docs/scale.md). Anything else — Maildir names, a UID
 /// reported out of order or twice — goes to a dictionary, which wins over the columns.
-/// A Maildir's scan is kept as an array sorted by the bytes of the base names (about 48
+/// A Maildir's scan is kept as an array sorted by the bytes of the base names (about 64
 /// bytes and one string a file; a dictionary's buckets took 170): looked up by binary
 /// search, and walked in the order the state hands out pairs (`ORDER BY local_name`).
 public struct MessageListing: Sequence, Sendable {
@@ -16,7 +16,9 @@ public struct MessageListing: Sequence, Sendable {
     /// store keeps the same array: no copy).
     public private(set) var files: [MaildirMessage] = []
     private var columnUIDs: [UInt32] = []
-    private var flags: [MessageFlags] = []
+    /// The six mirrored letters as bits in `MessageFlags.known` order (a server reports no
+    /// others; a message with others goes to `table`).
+    private var flags: [UInt8] = []
     /// `Int64.min`: no date; -1: no size.
     private var dates: [Int64] = []
     private var sizes: [Int64] = []
@@ -64,10 +66,11 @@ public struct MessageListing: Sequence, Sendable {
 
     /// Adds a message; a later report of the same key replaces an earlier one.
     public mutating func insert(_ message: StoreMessage) {
-        if case .uid(let uid) = message.key, columnUIDs.last.map({ $0 < uid.rawValue }) ?? true {
+        if case .uid(let uid) = message.key, columnUIDs.last.map({ $0 < uid.rawValue }) ?? true,
+           let bits = Self.bits(message.flags) {
             if !table.isEmpty { table[message.key] = nil }   // an earlier report, replaced
             columnUIDs.append(uid.rawValue)
-            flags.append(message.flags)
+            flags.append(bits)
             dates.append(message.date ?? Int64.min)
             sizes.append(message.size ?? -1)
             return
@@ -109,8 +112,21 @@ public struct MessageListing: Sequence, Sendable {
         StoreMessage(key: .name(file.baseName), flags: file.flags, date: nil, size: file.size)
     }
 
+    /// The letters as bits, nil when there is one outside the six.
+    private static func bits(_ f: MessageFlags) -> UInt8? {
+        var bits: UInt8 = 0
+        for (i, letter) in MessageFlags.known.enumerated() where f.contains(letter) { bits |= 1 << i }
+        return letters(bits) == f ? bits : nil
+    }
+
+    private static func letters(_ bits: UInt8) -> MessageFlags {
+        var f = MessageFlags()
+        for (i, letter) in MessageFlags.known.enumerated() where bits & (1 << i) != 0 { f.insert(letter) }
+        return f
+    }
+
     private func entry(_ i: Int) -> StoreMessage {
-        StoreMessage(key: .uid(UID(columnUIDs[i])), flags: flags[i], date: dates[i] == Int64.min ? nil : dates[i],
+        StoreMessage(key: .uid(UID(columnUIDs[i])), flags: Self.letters(flags[i]), date: dates[i] == Int64.min ? nil : dates[i],
                      size: sizes[i] < 0 ? nil : sizes[i])
     }
 
