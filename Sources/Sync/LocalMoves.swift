@@ -44,16 +44,23 @@ struct LocalMoves {
         }
         guard changed.count > 1 else { return [] }
         for item in changed {
-            let folder = store.folder(item.folder)
-            let files = try folder.scan().messages
-            let names = Set(files.map(\.baseName))
-            let pairs = try state.pairs(in: item.record)
-            let paired = Set(pairs.compactMap(\.localName))
-            for p in pairs {
-                guard let uid = p.uid, uid.rawValue != 0, let name = p.localName, !name.isEmpty, !names.contains(name) else { continue }
-                gone[name] = (item, p)
+            // The scan sorted by name beside the pairs in the same order (a merge, as the
+            // planner does): no set of every name, no table of every pair (docs/scale.md).
+            let files = MessageListing(files: try store.folder(item.folder).scan().messages).files
+            var next = 0
+            try state.forEachPairInNameOrder(in: item.record) { p in
+                guard let name = p.localName, !name.isEmpty else { return }
+                while next < files.count, ByteOrder.compare(files[next].baseName, name) < 0 {
+                    appeared[files[next].baseName] = (item, files[next])   // a file no pair names
+                    next += 1
+                }
+                if next < files.count, ByteOrder.compare(files[next].baseName, name) == 0 {
+                    next += 1   // still here
+                } else if let uid = p.uid, uid.rawValue != 0 {
+                    gone[name] = (item, p)
+                }
             }
-            for file in files where !paired.contains(file.baseName) { appeared[file.baseName] = (item, file) }
+            for file in files[next...] { appeared[file.baseName] = (item, file) }
         }
         var moves: [Move] = []
         for (name, (from, pair)) in gone {
