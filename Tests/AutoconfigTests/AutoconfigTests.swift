@@ -132,6 +132,9 @@ import TestSupport
     @Test func tlsProbeOfTheGuessStep() async throws {
         var d = AccountDiscovery()
         d.caFile = fixture.caFile
+        // A generous deadline: under the whole suite's load a handshake took over the 5 s
+        // that `init` allows a guess (no probe here waits for a timeout to fail).
+        d.timeout = 30
         #expect(await d.probe(host: "127.0.0.1", port: fixture.imapsPort, security: .implicit))
         #expect(await d.probe(host: "127.0.0.1", port: fixture.imapPort, security: .starttls))
         #expect(!(await d.probe(host: "127.0.0.1", port: fixture.imapPort, security: .implicit)), "plain port with implicit TLS")

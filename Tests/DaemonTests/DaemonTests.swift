@@ -159,7 +159,9 @@ func daemonMail(_ id: String) -> [UInt8] {
     @Test func pushWithNotify() async throws { try await pushBothWays(push: "auto") }
 
     @Test func onNewMailHookRunsAfterNewMail() async throws {
-        let marker = TemporaryDirectory().path + "/hook-ran"
+        let markerDir = TemporaryDirectory()
+        defer { markerDir.remove() }   // (it was left in /tmp after every run)
+        let marker = markerDir.path + "/hook-ran"
         let a = try DaemonAccount(fixture, extra: "on_new_mail = \"echo hook output; date >> \(marker)\"")
         defer { a.dir.remove() }
         let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log")
