@@ -43,9 +43,6 @@ public actor AccountRunner {
     private var pendingAll = true
     private var pendingFolders = Set<[String]>()
     private var pendingPoll = false
-    /// Folders the Maildir watch reported, checked against the state only when their pass
-    /// is about to start (after the pass that may have written them noted its markers).
-    private var pendingLocal = Set<[String]>()
     private var wake: CheckedContinuation<Void, Never>?
     private var tasks: [Task<Void, Never>] = []
     private var stopped = false
@@ -162,24 +159,9 @@ public actor AccountRunner {
             timer.cancel()
         }
         while !stopped {
-            if !pendingAll && pendingFolders.isEmpty && !pendingPoll && pendingLocal.isEmpty {
+            if !pendingAll && pendingFolders.isEmpty && !pendingPoll {
                 await withCheckedContinuation { wake = $0 }
                 continue
-            }
-            if !pendingLocal.isEmpty {
-                // The watch sees the daemon's own writes too (a download, a flag from the
-                // server): a folder still as the last pass noted it holds nothing new.
-                let reported = pendingLocal
-                pendingLocal = []
-                let own = pendingAll ? [] : asLastPassLeft(reported)
-                if !own.isEmpty {
-                    logger.debug("local change in \(own.map(FolderNaming.displayName).sorted().joined(separator: ", ")): the last pass's own")
-                }
-                let changed = reported.subtracting(own)
-                if !changed.isEmpty {
-                    request(folders: changed, reason: "local change in \(changed.map(FolderNaming.displayName).sorted().joined(separator: ", "))")
-                }
-                if !pendingAll && pendingFolders.isEmpty && !pendingPoll { continue }
             }
             let all = pendingAll
             let folders = pendingFolders
@@ -339,29 +321,8 @@ public actor AccountRunner {
     private func localChange(_ changes: MaildirChanges) {
         if changes.rescanEverything || changes.folderListChanged {
             request(all: true, reason: "local folders changed")
-            return
-        }
-        // Checked when its pass would start (runLoop): the daemon's own writes ask for none
-        // (docs/scale.md).
-        pendingLocal.formUnion(changes.folders)
-        wake?.resume()
-        wake = nil
-    }
-
-    /// Those of `folders` whose Maildir is as the last pass noted it: their change marker
-    /// (the mtimes of `cur/` and `new/`) is the one the state holds, trusted only once the
-    /// clock passed it — the very condition of a pass's fast path, so a pass would find
-    /// nothing to do there. Anything the state cannot say counts as changed.
-    private func asLastPassLeft(_ folders: Set<[String]>) -> Set<[String]> {
-        guard account.protocol == .imap,
-              let state = try? StateStore.open(directory: config.general.stateDirectory, trimmingLog: false),
-              let accountID = (try? state.existingAccount(named: account.name)) ?? nil,
-              let records = try? state.folders(of: accountID) else { return [] }
-        let markers = Dictionary(records.compactMap { r in r.lastError == nil ? r.localMarker.map { (r.localName, $0) } : nil },
-                                 uniquingKeysWith: { a, _ in a })
-        let store = MaildirStore(root: account.maildir, layout: account.layout)
-        return folders.filter { folder in
-            markers[MaildirLayout.fs.relativePath(for: folder)].map { $0 == store.folder(folder).changeMarker() } ?? false
+        } else {
+            request(folders: changes.folders, reason: "local change in \(changes.folders.map(FolderNaming.displayName).sorted().joined(separator: ", "))")
         }
     }
 

@@ -158,37 +158,6 @@ func daemonMail(_ id: String) -> [UInt8] {
 
     @Test func pushWithNotify() async throws { try await pushBothWays(push: "auto") }
 
-    /// A download writes into the Maildir, and the daemon's own watch sees it: that asks for
-    /// no second pass of the folder (its marker is the one the pass noted). A reader's change
-    /// afterwards still does.
-    @Test func ownDownloadsAskForNoPass() async throws {
-        let a = try DaemonAccount(fixture)
-        defer { a.dir.remove() }
-        let daemon = try RunningDaemon(config: a.config, log: a.dir.path + "/daemon.log")
-        defer { daemon.stop() }
-        #expect(try await daemon.waitForLog("ready"), "\(readFile(daemon.log) ?? "")")
-        #expect(try await daemon.waitForPush(stateDirectory: a.dir.path + "/state"))
-        let s = try await a.session()
-        _ = try await s.append([AppendMessage(flags: [], internalDate: nil, source: BytesMessageSource(daemonMail("own")))], to: .inbox)
-        #expect(await measure(timeout: 15) { a.localCount() == 1 } != nil, "\(readFile(daemon.log) ?? "")")
-        // The watch reports after 150 ms of quiet; the pass notes its marker before that.
-        #expect(try await daemon.waitForLog("INBOX: the last pass's own", timeout: 15), "\(readFile(daemon.log) ?? "")")
-        let log = readFile(daemon.log) ?? ""
-        #expect(!log.contains("pass requested: local change in INBOX"), "\(log)")
-        // A reader's flag is a change of its own: pushed.
-        let inbox = MaildirStore(root: a.maildir, layout: .fs).folder(["INBOX"])
-        let file = try #require(try inbox.scan().messages.first)
-        _ = try inbox.setFlags(file, to: MessageFlags("F"))
-        _ = try await s.select(.inbox)
-        let flag = try await measure(timeout: 15) {
-            let r = try await s.fetch(UIDSet([UID(1)]), items: [.uid, .flags])
-            return r.messages.first?.flags?.contains(.flagged) == true
-        }
-        #expect(flag != nil, "\(readFile(daemon.log) ?? "")")
-        #expect((readFile(daemon.log) ?? "").contains("pass requested: local change in INBOX"))
-        await s.logout()
-    }
-
     @Test func onNewMailHookRunsAfterNewMail() async throws {
         let markerDir = TemporaryDirectory()
         defer { markerDir.remove() }   // (it was left in /tmp after every run)
