@@ -262,7 +262,8 @@ func pop3Account(_ extra: String = "") -> String {
         } catch {
             #expect(error.description.contains("did not finish"))
         }
-        #expect(monotonicSeconds() - start < 10)
+        // Well before the command's own 30 s (a loaded machine once took 10.6 s to get here).
+        #expect(monotonicSeconds() - start < 20)
     }
 
     @Test func emptyOutputIsAnError() async {

@@ -13,11 +13,12 @@ import TestSupport
         let port = try freePort()   // nothing listens there any more
         let start = monotonicSeconds()
         await #expect(throws: TransportError.connectionRefused(peer: "127.0.0.1:\(port)")) {
-            _ = try await Connection.connect(host: "127.0.0.1", port: port, connectTimeout: 10)
+            _ = try await Connection.connect(host: "127.0.0.1", port: port, connectTimeout: 60)
         }
-        // Refused at once, not after the 10 s connect timeout (generous: at the suite's start
-        // the fixtures' key generation keeps both cores busy).
-        #expect(monotonicSeconds() - start < 8.0)
+        // Refused (the error says so), not after the 60 s connect timeout. Generous: at the
+        // suite's start the fixtures' key generation keeps both cores busy, and CI twice took
+        // over 8 s to get this task scheduled again.
+        #expect(monotonicSeconds() - start < 30.0)
     }
 
     @Test func silentServerTimesOut() async throws {
