@@ -44,7 +44,7 @@ public enum ConfigurationLoader {
     }
 
     /// Why a file could not be read (an errno).
-    public typealias FileError = TextFile.ReadError
+    public typealias FileError = TextFile.FileError
 
     /// A whole text file (at most 16 MiB).
     public static func readTextFile(_ path: String) throws(FileError) -> String { try TextFile.read(path) }

@@ -235,15 +235,8 @@ public final class Daemon: @unchecked Sendable {   // its state lives on `queue`
                 text += [s.account, s.state, s.push, s.backoffUntil.map(String.init), s.lastEvent, s.lastEventTime.map(String.init), s.lastError]
                     .map(field).joined(separator: "\t") + "\n"
             }
-            let path = config.general.stateDirectory + "/daemon.status"
-            let tmp = path + ".tmp"
-            let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            if fd >= 0 {
-                let bytes = Array(text.utf8)
-                _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                close(fd)
-                rename(tmp, path)
-            }
+            // Not flushed: a status lost in a crash is written again at the next change.
+            try? TextFile.replace(config.general.stateDirectory + "/daemon.status", with: Array(text.utf8), durable: false)
         }
     }
 

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Support
 
 /// A folder's IMAP keywords the way Dovecot keeps them in a Maildir, so that a Dovecot
 /// serving the same Maildir (and tools that read its scheme) see them: the file
@@ -69,62 +70,20 @@ public struct MaildirKeywords: Sendable, Equatable {
     /// The folder's table (empty when it has no file yet).
     public static func read(in folder: MaildirFolder) throws(MaildirError) -> MaildirKeywords {
         let path = folder.path + "/" + fileName
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            if errno == ENOENT { return MaildirKeywords() }
-            throw MaildirError(operation: "read keywords", path: path, errno: errno)
+        do {
+            return MaildirKeywords(parsing: try TextFile.bytes(path, limit: 64 * 1024))   // 26 short lines
+        } catch {
+            if error.code == ENOENT { return MaildirKeywords() }
+            throw MaildirError(operation: "read keywords", path: path, errno: error.code)
         }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = Glibc.read(fd, &chunk, chunk.count)
-            if n < 0 { if errno == EINTR { continue }; throw MaildirError(operation: "read keywords", path: path, errno: errno) }
-            if n == 0 { break }
-            bytes += chunk[0..<n]
-            if bytes.count > 64 * 1024 { break }   // 26 lines: anything longer is not this file
-        }
-        return MaildirKeywords(parsing: bytes)
     }
 
-    /// Replaces the folder's file with this table: written beside it, flushed, renamed over
-    /// it (a reader sees the old table or the new one, never half of one). The new file keeps
-    /// the old one's mode and owner, so a Dovecot serving the folder can still read it.
+    /// Replaces the folder's file with this table (`TextFile.replace`: atomic, flushed, the
+    /// old file's mode and owner kept so a Dovecot serving the folder can still read it).
     public func write(to folder: MaildirFolder) throws(MaildirError) {
         let path = folder.path + "/" + Self.fileName
-        let temporary = path + ".mailmirror-\(getpid())"
-        var old = stat()
-        let existed = stat(path, &old) == 0
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw MaildirError(operation: "write keywords", path: temporary, errno: errno) }
-        if existed {
-            _ = fchmod(fd, old.st_mode & 0o777)
-            _ = fchown(fd, old.st_uid, old.st_gid)   // allowed only to its owner's own ids (or root): else left as is
-        }
-        let bytes = serialized
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = errno
-                close(fd)
-                unlink(temporary)
-                throw MaildirError(operation: "write keywords", path: temporary, errno: e)
-            }
-            written += n
-        }
-        if fsync(fd) != 0 {
-            let e = errno
-            close(fd)
-            unlink(temporary)
-            throw MaildirError(operation: "write keywords", path: temporary, errno: e)
-        }
-        close(fd)
-        if rename(temporary, path) != 0 {
-            let e = errno
-            unlink(temporary)
-            throw MaildirError(operation: "write keywords", path: path, errno: e)
+        do { try TextFile.replace(path, with: serialized, durable: true) } catch {
+            throw MaildirError(operation: "write keywords", path: path, errno: error.code)
         }
         try FS.syncDirectory(folder.path, operation: "write keywords")
     }

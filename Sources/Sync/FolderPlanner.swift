@@ -146,6 +146,36 @@ public struct NameOrder {
     }
 }
 
+/// A walk through a `NameOrder` beside names that come in the same order (the merge of a
+/// sorted scan with the pairs the state hands out): the planner's and local moves' one way.
+public struct NameCursor {
+    public let order: NameOrder
+    private var next = 0
+
+    public init(_ order: NameOrder) { self.order = order }
+
+    /// Moves past every name before `name`, handing each position to `passed`; the position
+    /// of `name` itself when it is there (moved past too), else nil.
+    public mutating func seek(_ name: String, passed: (Int) -> Void) -> Int? {
+        while next < order.count {
+            let c = ByteOrder.compare(order.name(next), name)
+            if c > 0 { return nil }
+            next += 1
+            if c == 0 { return next - 1 }
+            passed(next - 1)
+        }
+        return nil
+    }
+
+    /// Hands every position not passed yet to `passed`.
+    public mutating func finish(passed: (Int) -> Void) {
+        while next < order.count {
+            passed(next)
+            next += 1
+        }
+    }
+}
+
 /// The Maildir's side as the planner reads it: all letters by base name.
 public protocol LocalFlags {
     func flags(of name: String) -> MessageFlags?
@@ -199,7 +229,7 @@ public enum FolderPlanner {
         var unpairedNames: [String] = []
         var lateNames = Set<String>()
         let order = local.nameOrder
-        var next = 0
+        var cursor = NameCursor(order)
         var lastName: String?
         var remoteDeletions: [FolderPlan.PairUID] = []
         var localDeletions: [FolderPlan.PairName] = []
@@ -213,13 +243,7 @@ public enum FolderPlanner {
                     lateNames.insert(name)
                     l = local.flags(of: name)
                 } else {
-                    while next < order.count {
-                        let c = ByteOrder.compare(order.name(next), name)
-                        if c > 0 { break }
-                        if c == 0 { l = order.flags(next) } else { unpairedNames.append(order.name(next)) }
-                        next += 1
-                        if c == 0 { break }
-                    }
+                    l = cursor.seek(name) { unpairedNames.append(order.name($0)) }.map(order.flags)
                     lastName = name
                 }
             }
@@ -249,10 +273,7 @@ public enum FolderPlanner {
                 plan.forget.append(pair.id)
             }
         }
-        while next < order.count {
-            unpairedNames.append(order.name(next))
-            next += 1
-        }
+        cursor.finish { unpairedNames.append(order.name($0)) }
 
         // Mass-deletion guard, per direction, against the side's count before the pass.
         if heldBack(remoteDeletions.count, of: totals?.remote ?? remote.count, policy) {

@@ -46,21 +46,15 @@ struct LocalMoves {
         for item in changed {
             // The scan sorted by name beside the pairs in the same order (a merge, as the
             // planner does): no set of every name, no table of every pair (docs/scale.md).
-            let files = MessageListing(files: try store.folder(item.folder).scan().messages).files
-            var next = 0
+            let listing = MessageListing(files: try store.folder(item.folder).scan().messages)
+            let files = listing.files   // in the order of `listing.nameOrder`
+            var cursor = NameCursor(listing.nameOrder)
+            let unpaired = { (i: Int) in appeared[files[i].baseName] = (item, files[i]) }   // a file no pair names
             try state.forEachPairInNameOrder(in: item.record) { p in
                 guard let name = p.localName, !name.isEmpty else { return }
-                while next < files.count, ByteOrder.compare(files[next].baseName, name) < 0 {
-                    appeared[files[next].baseName] = (item, files[next])   // a file no pair names
-                    next += 1
-                }
-                if next < files.count, ByteOrder.compare(files[next].baseName, name) == 0 {
-                    next += 1   // still here
-                } else if let uid = p.uid, uid.rawValue != 0 {
-                    gone[name] = (item, p)
-                }
+                if cursor.seek(name, passed: unpaired) == nil, let uid = p.uid, uid.rawValue != 0 { gone[name] = (item, p) }
             }
-            for file in files[next...] { appeared[file.baseName] = (item, file) }
+            cursor.finish(passed: unpaired)
         }
         var moves: [Move] = []
         for (name, (from, pair)) in gone {
