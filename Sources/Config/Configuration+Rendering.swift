@@ -33,6 +33,7 @@ extension Configuration {
                 }
                 lines.append("direction = \(quote(a.direction.rawValue))")
                 lines.append("delete = \(quote(a.delete.rawValue))")
+                lines.append("keywords = \(quote(a.keywords.rawValue))")
                 lines.append("idle = [\(a.idle.map(quote).joined(separator: ", "))]")
                 lines.append("push = \(quote(a.push.rawValue))")
                 lines.append("connections = \(a.connections)")

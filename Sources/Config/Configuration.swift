@@ -45,6 +45,16 @@ public enum SyncDirection: String, Sendable, CaseIterable { case both, pull, pus
 /// `delete`: whose deletions propagate to the other side.
 public enum DeletePolicy: String, Sendable, CaseIterable { case both, pull, push, none }
 
+/// `keywords`: where a message's IMAP keywords live locally (docs/keywords.md).
+public enum KeywordMode: String, Sendable, CaseIterable {
+    /// Dovecot's scheme: the folder's `dovecot-keywords` and letters `a`…`z` in file names.
+    case maildir
+    /// notmuch tags of the message's file.
+    case notmuch
+    /// Not mirrored.
+    case none
+}
+
 /// `push`: how the daemon learns of server changes.
 public enum PushMethod: String, Sendable, CaseIterable {
     /// NOTIFY (RFC 5465) when the server offers it, else IDLE.
@@ -89,6 +99,8 @@ public struct AccountConfiguration: Sendable, Equatable {
     public var folders: [String]
     public var direction: SyncDirection
     public var delete: DeletePolicy
+    /// Where keywords live locally (IMAP only).
+    public var keywords: KeywordMode
     public var idle: [String]
     /// How the daemon learns of server changes.
     public var push: PushMethod

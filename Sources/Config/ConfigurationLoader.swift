@@ -158,11 +158,11 @@ private struct Validator {
         }
     }
 
-    static let imapOnlyKeys = ["folders", "direction", "delete", "idle", "connections", "max_connections", "push"]
+    static let imapOnlyKeys = ["folders", "direction", "delete", "keywords", "idle", "connections", "max_connections", "push"]
     static let pop3OnlyKeys = ["keep_on_server", "delete_after_days"]
     static let accountKeys = ["name", "protocol", "host", "port", "tls", "allow_plaintext", "ca_file", "username",
                               "password", "password_command", "auth", "maildir", "layout", "folders", "direction",
-                              "delete", "idle", "push", "poll_interval", "connections", "max_connections", "compress", "max_delete_fraction",
+                              "delete", "keywords", "idle", "push", "poll_interval", "connections", "max_connections", "compress", "max_delete_fraction",
                               "max_age", "max_message_size", "on_new_mail", "keep_on_server", "delete_after_days"]
 
     mutating func validateAccount(_ table: TOMLTable, general: GeneralSettings) -> AccountConfiguration? {
@@ -250,6 +250,7 @@ private struct Validator {
         var folders = ["*"]
         var direction = SyncDirection.both
         var delete = DeletePolicy.both
+        var keywords = KeywordMode.maildir
         var idle = ["INBOX"]
         var push = PushMethod.auto
         var connections = 2
@@ -266,6 +267,7 @@ private struct Validator {
             }
             direction = r.enumeration("direction", SyncDirection.allCases.map(\.rawValue), &self).flatMap(SyncDirection.init) ?? .both
             delete = r.enumeration("delete", DeletePolicy.allCases.map(\.rawValue), &self).flatMap(DeletePolicy.init) ?? .both
+            keywords = r.enumeration("keywords", KeywordMode.allCases.map(\.rawValue), &self).flatMap(KeywordMode.init) ?? .maildir
             if let i = r.stringArray("idle", &self) { idle = i }
             push = r.enumeration("push", PushMethod.allCases.map(\.rawValue), &self).flatMap(PushMethod.init) ?? .auto
             if let c = r.integer("connections", &self) {
@@ -319,7 +321,7 @@ private struct Validator {
         return AccountConfiguration(
             name: name, protocol: proto, host: host, port: port, tls: tls, allowPlaintext: allowPlaintext,
             caFile: caFile, username: username, password: password, auth: auth, maildir: maildir, layout: layout,
-            folders: folders, direction: direction, delete: delete, idle: idle, push: push, pollInterval: pollInterval,
+            folders: folders, direction: direction, delete: delete, keywords: keywords, idle: idle, push: push, pollInterval: pollInterval,
             connections: connections, maxConnections: maxConnections ?? max(10, connections + 1), compress: compress, maxDeleteFraction: maxDeleteFraction, maxAge: maxAge,
             maxMessageSize: maxMessageSize, onNewMail: onNewMail, keepOnServer: keepOnServer,
             deleteAfterDays: deleteAfterDays, line: header)

@@ -140,7 +140,8 @@ public struct MaildirFolder: Sendable, Hashable {
     /// Gives `message` the flags `flags` with one rename into `cur/` (a message with flags
     /// never stays in `new/`). Returns the message as it is afterwards.
     /// - Throws: ENOENT when a reader renamed or removed the file meanwhile (rescan, then retry).
-    public func setFlags(_ message: MaildirMessage, to flags: MessageFlags) throws(MaildirError) -> MaildirMessage {
+    public func setFlags(_ message: MaildirMessage, to allFlags: MessageFlags) throws(MaildirError) -> MaildirMessage {
+        let flags = allFlags.fileLetters   // state-only keyword slots never reach a file name
         let target = message.subdirectory == .new && flags.isEmpty ? MaildirSubdirectory.new : .cur
         let newName = MessageFileName.fileName(baseName: message.baseName, flags: flags, in: target)
         if target == message.subdirectory && newName == message.fileName { return message }
@@ -159,7 +160,8 @@ public struct MaildirFolder: Sendable, Hashable {
     /// Moves `message` into `other`'s `cur/` with `flags`: one rename (same file system), then
     /// both directories made durable (unless `durably` is false: the caller syncs them
     /// once for many moves, `syncSubdirectory`). The base name stays the same.
-    public func move(_ message: MaildirMessage, to other: MaildirFolder, flags: MessageFlags, durably: Bool = true) throws(MaildirError) -> MaildirMessage {
+    public func move(_ message: MaildirMessage, to other: MaildirFolder, flags allFlags: MessageFlags, durably: Bool = true) throws(MaildirError) -> MaildirMessage {
+        let flags = allFlags.fileLetters
         let newName = MessageFileName.fileName(baseName: message.baseName, flags: flags, in: .cur)
         let from = path + "/" + message.relativePath
         let to = other.path + "/cur/" + newName

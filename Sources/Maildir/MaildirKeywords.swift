@@ -55,6 +55,13 @@ public struct MaildirKeywords: Sendable, Equatable {
         return UInt8(ascii: "a") + UInt8(free)
     }
 
+    /// Gives `letter` (`a`…`z`) the keyword `name` (what the state already gave it).
+    public mutating func set(letter: UInt8, to name: String) {
+        guard letter >= UInt8(ascii: "a"), letter <= UInt8(ascii: "z") else { return }
+        for i in names.indices where names[i] == name { names[i] = nil }
+        names[Int(letter - UInt8(ascii: "a"))] = name
+    }
+
     /// The keywords a message's letters name (letters without an entry are left out).
     public func keywords(of flags: MessageFlags) -> [String] {
         (UInt8(ascii: "a")...UInt8(ascii: "z")).compactMap { flags.contains($0) ? keyword(for: $0) : nil }

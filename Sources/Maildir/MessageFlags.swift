@@ -1,11 +1,16 @@
-/// The flags of a Maildir message: the letters of its `:2,` info suffix.
+/// The flags of a Maildir message: the letters of its `:2,` info suffix — and, in the
+/// engine, a folder's keywords that no file name can carry.
 ///
-/// Kept as a sorted set of ASCII letters, so letters mailmirror does not know (other
-/// programs' flags, e.g. lowercase keywords) survive a rename untouched.
+/// Kept as a set of byte codes, so letters mailmirror does not know (other programs'
+/// flags) survive a rename untouched. Codes 33…126 are the printable ASCII letters of file
+/// names (`a`…`z` stand for a folder's keywords in Dovecot's scheme: `FolderKeywords`);
+/// codes 128…255 are keyword slots that live in the state only (a folder's 27th keyword and
+/// on, or every keyword when they are notmuch tags; docs/keywords.md). `description` — what
+/// a file name holds — never shows them; `stored` (the state's form) does.
 /// - SeeAlso: https://cr.yp.to/proto/maildir.html ("info semantics")
 public struct MessageFlags: Sendable, Hashable, CustomStringConvertible {
-    /// Bit i set = ASCII letter with code 64 + i … stored as a 128-bit set of bytes.
-    private var bits: (UInt64, UInt64) = (0, 0)
+    /// Bit i of word i / 64 set = code i is in the set.
+    private var bits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
 
     public static let draft: UInt8 = UInt8(ascii: "D")
     public static let flagged: UInt8 = UInt8(ascii: "F")
@@ -15,6 +20,8 @@ public struct MessageFlags: Sendable, Hashable, CustomStringConvertible {
     public static let trashed: UInt8 = UInt8(ascii: "T")
     /// The six letters with an IMAP meaning, in ASCII order.
     public static let known: [UInt8] = [draft, flagged, passed, replied, seen, trashed]
+    /// The first code of a keyword slot that lives in the state only (never in a file name).
+    public static let firstStateSlot: UInt8 = 128
 
     public init() {}
 
@@ -23,33 +30,90 @@ public struct MessageFlags: Sendable, Hashable, CustomStringConvertible {
         for b in letters where b > 32 && b < 127 && b != UInt8(ascii: ",") { insert(b) }
     }
 
-    /// Convenience for tests and literals: `MessageFlags("FS")`.
-    public init(_ letters: String) { self.init(letters: letters.utf8) }
-
-    public func contains(_ letter: UInt8) -> Bool {
-        letter < 64 ? bits.0 & (1 << UInt64(letter)) != 0 : bits.1 & (1 << UInt64(letter - 64)) != 0
+    /// Parses the state's form (`stored`): letters, then the state-only slots as numbers
+    /// after a space (`"FSa 128 131"`). Also reads plain letters: `MessageFlags("FS")`.
+    public init(_ text: String) {
+        let bytes = Array(text.utf8)
+        let space = bytes.firstIndex(of: UInt8(ascii: " ")) ?? bytes.endIndex
+        self.init(letters: bytes[..<space])
+        for part in bytes[space...].split(separator: UInt8(ascii: " ")) {
+            if let n = Int(String(decoding: part, as: UTF8.self)), n >= Int(Self.firstStateSlot), n <= 255 { insert(UInt8(n)) }
+        }
     }
 
-    public mutating func insert(_ letter: UInt8) {
-        guard letter < 128 else { return }
-        if letter < 64 { bits.0 |= 1 << UInt64(letter) } else { bits.1 |= 1 << UInt64(letter - 64) }
+    public func contains(_ code: UInt8) -> Bool {
+        let bit = UInt64(1) << UInt64(code & 63)
+        switch code >> 6 {
+        case 0: return bits.0 & bit != 0
+        case 1: return bits.1 & bit != 0
+        case 2: return bits.2 & bit != 0
+        default: return bits.3 & bit != 0
+        }
     }
 
-    public mutating func remove(_ letter: UInt8) {
-        guard letter < 128 else { return }
-        if letter < 64 { bits.0 &= ~(1 << UInt64(letter)) } else { bits.1 &= ~(1 << UInt64(letter - 64)) }
+    public mutating func insert(_ code: UInt8) {
+        let bit = UInt64(1) << UInt64(code & 63)
+        switch code >> 6 {
+        case 0: bits.0 |= bit
+        case 1: bits.1 |= bit
+        case 2: bits.2 |= bit
+        default: bits.3 |= bit
+        }
     }
 
-    public var isEmpty: Bool { bits.0 == 0 && bits.1 == 0 }
+    public mutating func remove(_ code: UInt8) {
+        let bit = ~(UInt64(1) << UInt64(code & 63))
+        switch code >> 6 {
+        case 0: bits.0 &= bit
+        case 1: bits.1 &= bit
+        case 2: bits.2 &= bit
+        default: bits.3 &= bit
+        }
+    }
 
-    /// The letters in ASCII order, as the Maildir spec requires.
-    public var letters: [UInt8] { (0..<128).compactMap { contains(UInt8($0)) ? UInt8($0) : nil } }
+    public var isEmpty: Bool { bits.0 == 0 && bits.1 == 0 && bits.2 == 0 && bits.3 == 0 }
 
-    /// The letters as text ("FRS").
-    public var description: String { String(decoding: letters, as: UTF8.self) }
+    /// Every code, letters in ASCII order (as the Maildir spec requires) then state-only slots.
+    public var letters: [UInt8] { (0..<256).compactMap { contains(UInt8($0)) ? UInt8($0) : nil } }
+
+    /// The state-only slots (codes 128…255) of this set.
+    public var stateSlots: [UInt8] { (128..<256).compactMap { contains(UInt8($0)) ? UInt8($0) : nil } }
+
+    /// The set without its state-only slots: what a file name can carry.
+    public var fileLetters: MessageFlags {
+        var copy = self
+        copy.bits.2 = 0
+        copy.bits.3 = 0
+        return copy
+    }
+
+    /// The letters as a file name holds them ("FRS"); state-only slots are not shown.
+    public var description: String { String(decoding: (0..<128).compactMap { contains(UInt8($0)) ? UInt8($0) : nil }, as: UTF8.self) }
+
+    /// The state's form: the letters, then any state-only slots as numbers after a space.
+    public var stored: String {
+        let slots = stateSlots
+        return slots.isEmpty ? description : description + " " + slots.map(String.init).joined(separator: " ")
+    }
+
+    /// The codes in both sets.
+    public func intersection(_ other: MessageFlags) -> MessageFlags {
+        var r = self
+        r.bits = (bits.0 & other.bits.0, bits.1 & other.bits.1, bits.2 & other.bits.2, bits.3 & other.bits.3)
+        return r
+    }
+
+    /// The codes in either set.
+    public func union(_ other: MessageFlags) -> MessageFlags {
+        var r = self
+        r.bits = (bits.0 | other.bits.0, bits.1 | other.bits.1, bits.2 | other.bits.2, bits.3 | other.bits.3)
+        return r
+    }
 
     public static func == (a: MessageFlags, b: MessageFlags) -> Bool { a.bits == b.bits }
-    public func hash(into hasher: inout Hasher) { hasher.combine(bits.0); hasher.combine(bits.1) }
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(bits.0); hasher.combine(bits.1); hasher.combine(bits.2); hasher.combine(bits.3)
+    }
 }
 
 /// Which subdirectory of a folder a message file is in.
@@ -129,7 +193,7 @@ public struct MessageFileName: Sendable, Hashable {
     /// foreign file's) keeps the suffix in `new/` too: without it, the name would be read
     /// back with another base name (found by fuzzing, Fuzz/corpus/maildir/colon-in-base-name).
     public static func fileName(baseName: String, flags: MessageFlags, in subdirectory: MaildirSubdirectory) -> String {
-        if subdirectory == .new && flags.isEmpty && !baseName.utf8.contains(UInt8(ascii: ":")) { return baseName }
+        if subdirectory == .new && flags.fileLetters.isEmpty && !baseName.utf8.contains(UInt8(ascii: ":")) { return baseName }
         return baseName + ":2," + flags.description
     }
 

@@ -134,6 +134,20 @@ enum Schema {
             PRIMARY KEY (account_id, local_name)
         ) WITHOUT ROWID;
         """,
+        // 8 -> 9: a folder's keywords (docs/keywords.md): the name of each code the engine
+        // gives them in `MessageFlags` — the letters a…z of the folder's dovecot-keywords
+        // (97…122) and slots that no file name carries (128…255) — so that the agreed flags
+        // of a pair ("FSa 128") keep their meaning. And the keywords the server folder
+        // cannot keep (PERMANENTFLAGS without \*) that local messages carry, for `status`.
+        """
+        CREATE TABLE keywords (
+            folder_id  INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+            code       INTEGER NOT NULL,
+            name       TEXT NOT NULL,
+            PRIMARY KEY (folder_id, code)
+        ) WITHOUT ROWID;
+        ALTER TABLE folders ADD COLUMN unstorable_keywords TEXT;
+        """,
     ]
 
     /// The version this build writes.

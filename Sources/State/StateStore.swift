@@ -394,6 +394,43 @@ public final class StateStore: @unchecked Sendable {
         return count
     }
 
+    // MARK: - Keywords
+
+    /// A folder's keywords by their code in the agreed flags (docs/keywords.md).
+    public func keywords(in folder: FolderID) throws(StateError) -> [UInt8: String] {
+        var result: [UInt8: String] = [:]
+        try db.query("SELECT code, name FROM keywords WHERE folder_id = ?", .integer(folder.rawValue)) { row in
+            let code = row.int(0)
+            if code > 0 && code < 256 { result[UInt8(code)] = row.text(1) }
+        }
+        return result
+    }
+
+    /// Records the codes given to keywords (a code already named is renamed).
+    public func saveKeywords(in folder: FolderID, _ items: [(code: UInt8, name: String)]) throws(StateError) {
+        try write("save keywords") {
+            for item in items {
+                try db.run("INSERT OR REPLACE INTO keywords (folder_id, code, name) VALUES (?, ?, ?)",
+                           .integer(folder.rawValue), .integer(Int64(item.code)), .text(item.name))
+            }
+        }
+    }
+
+    /// The keywords local messages carry that the server folder cannot keep, as the last
+    /// pass found them (space-separated; nil: none).
+    public func unstorableKeywords(in folder: FolderID) throws(StateError) -> String? {
+        var result: String?
+        try db.query("SELECT unstorable_keywords FROM folders WHERE id = ?", .integer(folder.rawValue)) { row in
+            result = row.optionalText(0)
+        }
+        return result
+    }
+
+    /// Notes the keywords the server folder cannot keep (nil: none).
+    public func setUnstorableKeywords(in folder: FolderID, _ names: String?) throws(StateError) {
+        try db.run("UPDATE folders SET unstorable_keywords = ? WHERE id = ?", names.map { .text($0) } ?? .null, .integer(folder.rawValue))
+    }
+
     // MARK: - Folders that cannot be mirrored
 
     /// Replaces the account's local folders that cannot exist on its server (canonical fs

@@ -117,7 +117,10 @@ public enum FlagMapping {
         (MessageFlags.replied, .answered), (MessageFlags.seen, .seen), (MessageFlags.trashed, .deleted),
     ]
 
-    /// The Maildir letters of IMAP flags (keywords without a letter are not mirrored).
+    /// The six letters as a set.
+    public static let six = MessageFlags(letters: MessageFlags.known)
+
+    /// The Maildir letters of IMAP flags (keywords are `FolderKeywords`' business).
     public static func letters(_ flags: [Flag]) -> MessageFlags {
         var result = MessageFlags()
         for (letter, flag) in pairs where flags.contains(flag) { result.insert(letter) }

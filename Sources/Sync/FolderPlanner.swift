@@ -1,4 +1,5 @@
 import Config
+import IMAP
 import Maildir
 import State
 import Support
@@ -75,6 +76,8 @@ public struct FolderPlan: Sendable, Equatable {
     public var keepLocalOnly: [Int64] = []
     /// Pairs whose local side is gone but whose server copy stays (policy): marked, never re-downloaded.
     public var keepRemoteOnly: [Int64] = []
+    /// Keyword codes local messages carry that the server folder cannot keep (they stay local).
+    public var keptLocal = MessageFlags()
     /// Deletions held back by the mass-deletion guard (on the server, in the Maildir).
     public var heldRemoteDeletions = 0
     public var heldLocalDeletions = 0
@@ -192,6 +195,27 @@ extension Dictionary: LocalFlags where Key == String, Value == MessageFlags {
     public var nameOrder: NameOrder { NameOrder(map { ($0.key, $0.value) }) }
 }
 
+/// Which codes of `MessageFlags` a folder mirrors (the six flags and its keywords'), which
+/// of them live in the state only, and which its server cannot keep.
+public struct FlagScope: Sendable, Equatable {
+    public var mirrored: MessageFlags
+    /// Codes no file carries: the Maildir side holds what was agreed.
+    public var stateOnly: MessageFlags
+    /// Codes whose flag the server folder cannot keep: they stay local, never sent.
+    public var unstorable: MessageFlags
+
+    public init(mirrored: MessageFlags = FlagMapping.six, stateOnly: MessageFlags = MessageFlags(), unstorable: MessageFlags = MessageFlags()) {
+        self.mirrored = mirrored
+        self.stateOnly = stateOnly
+        self.unstorable = unstorable
+    }
+
+    /// A folder's scope under its keyword table and its PERMANENTFLAGS.
+    public init(_ keywords: FolderKeywords, permanentFlags: [Flag]) {
+        self.init(mirrored: keywords.mirrored, stateOnly: keywords.stateOnly, unstorable: keywords.unstorable(permanentFlags))
+    }
+}
+
 /// The pure planner: (remote view, local view, last agreed state, policy) → plan. No I/O.
 ///
 /// Flags merge three ways per letter against the agreed flags: a letter changed on one side
@@ -209,9 +233,9 @@ public enum FolderPlanner {
     ///   - unstorable: letters whose flag the server folder cannot keep: they stay local.
     public static func plan(remote: some ServerFlags, local: some LocalFlags,
                             pairs: [PlannedPair], policy: SyncPolicy, totals: (remote: Int, local: Int)? = nil,
-                            unstorable: MessageFlags = MessageFlags()) -> FolderPlan {
+                            unstorable: MessageFlags = MessageFlags(), scope: FlagScope? = nil) -> FolderPlan {
         let ordered = pairs.sorted { ByteOrder.precedes($0.localName ?? "", $1.localName ?? "") }
-        return plan(remote: remote, local: local, policy: policy, totals: totals, unstorable: unstorable) { visit in
+        return plan(remote: remote, local: local, policy: policy, totals: totals, unstorable: unstorable, scope: scope) { visit in
             for pair in ordered { visit(pair) }
         }
     }
@@ -222,9 +246,11 @@ public enum FolderPlanner {
     /// pair names (uploads) without a set of every paired name (docs/scale.md). A name out
     /// of that order is still planned right (looked up, never uploaded), only slower.
     public static func plan(remote: some ServerFlags, local: some LocalFlags, policy: SyncPolicy,
-                            totals: (remote: Int, local: Int)? = nil, unstorable: MessageFlags = MessageFlags(),
+                            totals: (remote: Int, local: Int)? = nil, unstorable: MessageFlags = MessageFlags(), scope: FlagScope? = nil,
                             pairsInNameOrder pairs: ((PlannedPair) -> Void) throws -> Void) rethrows -> FolderPlan {
         var plan = FolderPlan()
+        var scope = scope ?? FlagScope()
+        scope.unstorable = scope.unstorable.union(unstorable)
         var pairedUIDs: [UInt32] = []
         var unpairedNames: [String] = []
         var lateNames = Set<String>()
@@ -256,7 +282,7 @@ public enum FolderPlanner {
 
             switch (r, l) {
             case let (r?, l?):
-                mergeFlags(pair: pair, uid: uid, name: name, remote: r, local: l, policy: policy, unstorable: unstorable, into: &plan)
+                mergeFlags(pair: pair, uid: uid, name: name, remote: r, local: l, policy: policy, scope: scope, into: &plan)
             case (nil, _?) where remoteGoneByPolicy:
                 break   // kept locally on purpose
             case (_?, nil) where localGoneByPolicy:
@@ -312,34 +338,38 @@ public enum FolderPlanner {
     }
 
     static func mergeFlags(pair: PlannedPair, uid: UID, name: String, remote server: MessageFlags, local fullLocal: MessageFlags,
-                           policy: SyncPolicy, unstorable: MessageFlags = MessageFlags(), into plan: inout FolderPlan) {
-        let l = FlagMapping.mirrored(fullLocal)
+                           policy: SyncPolicy, scope: FlagScope = FlagScope(), into plan: inout FolderPlan) {
+        // The local side: the file's mirrored letters, and for codes no file carries what was agreed.
+        let l = fullLocal.intersection(scope.mirrored).union(pair.flags.intersection(scope.stateOnly))
+        let codes = scope.mirrored.letters
         // A flag the server cannot keep is read as the Maildir has it: never taken from the
         // file because the server lacks it, never sent.
-        var r = server
-        for letter in MessageFlags.known where unstorable.contains(letter) {
-            if l.contains(letter) { r.insert(letter) } else { r.remove(letter) }
+        var r = server.intersection(scope.mirrored)
+        for code in codes where scope.unstorable.contains(code) {
+            if l.contains(code) { r.insert(code) } else { r.remove(code) }
         }
+        plan.keptLocal = plan.keptLocal.union(l.intersection(scope.unstorable))
         let a = pair.flags
         var merged = MessageFlags()
-        for letter in MessageFlags.known {
-            let inA = a.contains(letter), inR = r.contains(letter), inL = l.contains(letter)
+        for code in codes {
+            let inA = a.contains(code), inR = r.contains(code), inL = l.contains(code)
             let value = inR == inA ? inL : inR   // a side that changed wins; both changed → they agree
-            if value { merged.insert(letter) }
+            if value { merged.insert(code) }
         }
         var remoteAfter = r
         var localAfter = l
         if merged != l && policy.writesLocal {
             var full = fullLocal   // keep letters without an IMAP meaning
-            for letter in MessageFlags.known { if merged.contains(letter) { full.insert(letter) } else { full.remove(letter) } }
-            plan.localFlags.append(.init(localName: name, flags: full))
+            for code in codes { if merged.contains(code) { full.insert(code) } else { full.remove(code) } }
+            // Codes that live in the state only are agreed, not written: no rename for them alone.
+            if full.fileLetters != fullLocal.fileLetters { plan.localFlags.append(.init(localName: name, flags: full)) }
             localAfter = merged
         }
         if merged != r && policy.writesRemote {
             var add = MessageFlags(), remove = MessageFlags()
-            for letter in MessageFlags.known {
-                if merged.contains(letter) && !r.contains(letter) { add.insert(letter) }
-                if !merged.contains(letter) && r.contains(letter) { remove.insert(letter) }
+            for code in codes {
+                if merged.contains(code) && !r.contains(code) { add.insert(code) }
+                if !merged.contains(code) && r.contains(code) { remove.insert(code) }
             }
             plan.remoteFlags.append(.init(uid: uid, add: add, remove: remove))
             remoteAfter = merged

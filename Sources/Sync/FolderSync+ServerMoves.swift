@@ -69,7 +69,7 @@ extension FolderSync {
             try claims.map { c in
                 try state.addJournalEntry(JournalEntry(
                     account: accountID, folder: c.parked.source, kind: .serverMove, uid: c.parked.pair.uid,
-                    localName: c.parked.pair.localName, token: String(c.uid.rawValue), flags: c.flags.description,
+                    localName: c.parked.pair.localName, token: String(c.uid.rawValue), flags: far.keywords.mirroredPart(c.flags).stored,
                     targetFolder: record.id, created: Int64(time(nil))))
             }
         }
@@ -79,7 +79,7 @@ extension FolderSync {
         var touched: [String: (MaildirFolder, MaildirSubdirectory)] = [:]   // source directories to sync once
         for c in claims {
             do {
-                let renamed = try c.parked.folder.move(c.parked.file, to: near.folder, flags: FlagMapping.mirrored(c.flags), durably: false)
+                let renamed = try c.parked.folder.move(c.parked.file, to: near.folder, flags: far.keywords.mirroredPart(c.flags), durably: false)
                 touched[c.parked.folder.path + "/" + c.parked.file.subdirectory.rawValue] = (c.parked.folder, c.parked.file.subdirectory)
                 c.parked.witness?.expectRemoved(c.parked.file.fileName, from: c.parked.file.subdirectory)
                 near.witness?.expectAdded(renamed.fileName, to: renamed.subdirectory)
@@ -87,7 +87,7 @@ extension FolderSync {
                 var pair = c.parked.pair
                 pair.folder = record.id
                 pair.uid = c.uid
-                pair.flags = FlagMapping.mirrored(c.flags).description
+                pair.flags = far.keywords.mirroredPart(c.flags).stored
                 pairs.append(pair)
                 claimed.insert(c.uid)
             } catch {

@@ -54,11 +54,15 @@ struct FolderSync {
         let selected = try await far.open(changedSince: opening.changedSince, newFrom: opening.newFrom)
         report.selectedAhead = far.openedAhead
         Trace.mark("\(name): selected")
+        // The folder's keywords: codes for them are given out as the server is listed.
+        let keywords = try FolderKeywords.load(mode: account.keywords, state: state, folder: record.id, maildir: near.folder)
+        far.keywords = keywords
+        near.keywords = keywords
         if let known = record.uidValidity, let now = selected.uidValidity, known != now {
             // A dry run re-matches too: on its in-memory copy of the state, with read-only
             // FETCHes (BODY.PEEK), so it shows what the real pass will do.
             let outcome = try await UIDValidityRematch(state: state, accountID: record.account)
-                .run(record: &record, session: far.session, folder: near.folder, validity: now)
+                .run(record: &record, session: far.session, folder: near.folder, validity: now, keywords: keywords)
             log.warn((known.rawValue == 0 ? "re-matched for the account's new mailbox: "
                       : "the server's UIDVALIDITY changed (\(known) → \(now)): the folder was recreated or restored on the server. ")
                      + "\(outcome.matched) message(s) re-matched by Message-ID and size keep their local files; "
@@ -73,13 +77,15 @@ struct FolderSync {
             // Not after an interrupted first pass: its journal knows what it moved, and
             // recovery pairs that exactly.
             let outcome = try await UIDValidityRematch(state: state, accountID: record.account)
-                .run(record: &record, session: far.session, folder: near.folder, validity: now)
+                .run(record: &record, session: far.session, folder: near.folder, validity: now, keywords: keywords)
             if outcome.matched > 0 {
                 log.info("first pass with messages on both sides: \(outcome.matched) found on both (by Message-ID and size) are paired, "
                          + "\(outcome.serverOnly) only on the server will be downloaded and \(outcome.localOnly) only here uploaded")
                 report.paired = outcome.matched
             }
         }
+        // Pairs the re-match wrote may use codes given out just now.
+        if !dryRun { try keywords.save(state: state, folder: record.id, maildir: near.folder) }
         if !dryRun { report.recovered = try await recover(record: record, far: far, near: near, log: log) }
         if try await syncChangesOnly(far: far, near: near, selected: selected, record: &record, report: &report, log: log) { return }
 
@@ -113,7 +119,7 @@ struct FolderSync {
         // The pairs are read from the state as the planner walks the listing, never all held.
         let folderID = record.id
         var plan = try FolderPlanner.plan(remote: server, local: local, policy: policy,
-                                          unstorable: FlagMapping.unstorable(selected.permanentFlags)) { visit in
+                                          scope: FlagScope(keywords, permanentFlags: selected.permanentFlags)) { visit in
             try state.forEachPairInNameOrder(in: folderID) { pair in if let p = PlannedPair(pair) { visit(p) } }
         }
         // max_message_size and max_age leave some server messages where they are (and listed
@@ -180,7 +186,7 @@ struct FolderSync {
         var farMessages: [MessageKey: StoreMessage] = [:]
         for m in changed {
             guard let uid = m.uid, !vanished.contains(uid) else { continue }
-            let flags = FlagMapping.letters(m.flags ?? [])
+            let flags = far.keywords.letters(m.flags ?? [])
             remote[uid] = flags
             farMessages[.uid(uid)] = StoreMessage(key: .uid(uid), flags: flags, date: m.internalDate, size: m.size)
             if let p = try state.pair(in: record.id, uid: uid) { pairs.append(p) }
@@ -192,7 +198,7 @@ struct FolderSync {
         for p in pairs {
             // Only plain pairs, each file exactly where its agreed flags put it.
             guard let name = p.localName, name != PlannedPair.goneLocal, (p.uid?.rawValue ?? 0) != 0,
-                  let file = near.folder.locate(baseName: name, flags: MessageFlags(p.flags)) else { return false }
+                  let file = near.folder.locate(baseName: name, flags: MessageFlags(p.flags).intersection(far.keywords.mirrored)) else { return false }
             files.append(file)
             local[name] = file.flags
             nearMessages[.name(name)] = StoreMessage(key: .name(name), flags: file.flags, date: nil, size: file.size)
@@ -205,7 +211,7 @@ struct FolderSync {
         let localTotal = try state.pairCount(in: record.id)
         let plan = FolderPlanner.plan(remote: remote, local: local, pairs: planned, policy: policy,
                                       totals: (remote: selected.exists, local: localTotal),
-                                      unstorable: FlagMapping.unstorable(selected.permanentFlags))
+                                      scope: FlagScope(far.keywords, permanentFlags: selected.permanentFlags))
         count(plan, remoteTotal: selected.exists, localTotal: localTotal, into: &report, log: log)
         try await carryOut(plan, far: far, near: near, farMessages: MessageListing(farMessages), nearMessages: MessageListing(nearMessages), local: local,
                            localIsComplete: false, markerBeforeScan: marker, selected: selected,
@@ -224,6 +230,10 @@ struct FolderSync {
                   record: inout FolderRecord, report: inout FolderReport, log: Logger) async throws {
         let name = FolderNaming.displayName(report.folder)
         var plan = planned
+        let keywords = far.keywords
+        // Codes given to keywords met in this pass are named on disk before anything uses them.
+        try keywords.save(state: state, folder: record.id, maildir: near.folder)
+        if localIsComplete { try noteKeptLocal(plan.keptLocal, keywords: keywords, record: record, log: log) }
         // Server moves: gone messages wait for claims; arrivals parked elsewhere are renamed here.
         let parked = await parkGone(&plan, near: near, record: record)
         Trace.mark("\(name): parked \(parked.count)")
@@ -240,7 +250,7 @@ struct FolderSync {
         try await far.delete(plan.deleteRemote.map { .uid($0.uid) })
         try await near.delete(plan.deleteLocal.map { .name($0.localName) })
         try state.transaction {
-            for agreed in plan.agreedFlags { try state.updatePairFlags(id: agreed.pairID, flags: agreed.flags.description) }
+            for agreed in plan.agreedFlags { try state.updatePairFlags(id: agreed.pairID, flags: agreed.flags.stored) }
             try state.deletePairs(ids: plan.deleteRemote.map(\.pairID) + plan.deleteLocal.map(\.pairID) + plan.forget)
             for id in plan.keepLocalOnly { try state.markPair(id: id, uid: PlannedPair.goneRemote, localName: nil) }
             for id in plan.keepRemoteOnly { try state.markPair(id: id, uid: nil, localName: PlannedPair.goneLocal) }
@@ -265,10 +275,10 @@ struct FolderSync {
                                kind: .download, record: record, log: log,
                                afterLastReceive: plan.uploads.isEmpty ? whenServerIdle : nil,
                                alone: Set(troubled.keys)) { from, to in
-            if noteDownloads, let name = to.name { downloadedNames[name] = FlagMapping.mirrored(farMessages[from]?.flags ?? MessageFlags()) }
+            if noteDownloads, let name = to.name { downloadedNames[name] = keywords.mirroredPart(farMessages[from]?.flags ?? MessageFlags()).fileLetters }
         }
         // A flag the folder cannot keep is not sent with an upload either (it stays local).
-        let unstorable = FlagMapping.unstorable(selected.permanentFlags).letters
+        let unstorable = keywords.unstorable(selected.permanentFlags).letters
         let uploads = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) }, tally: &report.uploaded, unreadable: &report.unreadable,
                                          flags: { key in nearMessages[key].map { m in var f = m.flags; for l in unstorable { f.remove(l) }; return f } },
                                          kind: .upload, record: record, log: log)
@@ -306,7 +316,7 @@ struct FolderSync {
         if !untouched && localIsComplete && noteDownloads {
             var e: [String: MessageFlags] = [:]
             for name in local.names { e[name] = local.flags(of: name) }
-            for change in plan.localFlags where e[change.localName] != nil { e[change.localName] = change.flags }
+            for change in plan.localFlags where e[change.localName] != nil { e[change.localName] = change.flags.fileLetters }
             for item in plan.deleteLocal { e[item.localName] = nil }
             for (key, flags) in downloadedNames { e[key] = flags }
             for (key, flags) in movedHere { e[key] = flags }
@@ -336,6 +346,18 @@ struct FolderSync {
             : nil
         try state.updateFolder(record)
         Trace.mark("\(name): done")
+    }
+
+    /// Notes (for `status`) and warns once about the keywords local messages carry that the
+    /// server folder cannot keep (PERMANENTFLAGS without `\*`): they stay local, never sent.
+    func noteKeptLocal(_ codes: MessageFlags, keywords: FolderKeywords, record: FolderRecord, log: Logger) throws {
+        let names = keywords.names(of: codes)
+        let noted = names.isEmpty ? nil : names.joined(separator: " ")
+        guard try state.unstorableKeywords(in: record.id) != noted else { return }
+        try state.setUnstorableKeywords(in: record.id, noted)
+        if let noted {
+            log.warn("the server folder cannot keep the keyword(s) \(noted) (its PERMANENTFLAGS has no \\*): they stay on the local messages and are not sent; `mailmirror status` lists them")
+        }
     }
 
     /// Local messages the server refused before stay out of `plan.uploads` while their file
@@ -387,6 +409,9 @@ struct FolderSync {
                   afterLastReceive: (@Sendable () async -> Void)? = nil, alone: Set<UID> = [],
                   moved onMoved: (MessageKey, MessageKey) -> Void = { _, _ in }) async throws -> (moved: Int, refused: [(key: MessageKey, reason: String)]) {
         guard !keys.isEmpty else { return (0, []) }
+        // What a pair agrees on: the folder's mirrored codes of what was sent.
+        let table = (source as? IMAPFolderStore)?.keywords ?? (destination as? IMAPFolderStore)?.keywords ?? .none
+        let mirroredPart = table.mirroredPart
         var moved = 0
         var refused: [(key: MessageKey, reason: String)] = []
         let label = "\(account.name)/\(FolderNaming.displayName(record.localName.split(separator: "/").map(String.init))) \(kind == .download ? "downloading" : "uploading")"
@@ -423,7 +448,7 @@ struct FolderSync {
                     for key in chunk {
                         guard let mark = marks[key] else { continue }   // not received: nothing to find
                         var entry = JournalEntry(account: accountID, folder: record.id, kind: kind, token: mark.uniqueName,
-                                                 uidNextBefore: mark.uidNext, flags: flags[key].map { FlagMapping.mirrored($0).description },
+                                                 uidNextBefore: mark.uidNext, flags: flags[key].map { mirroredPart($0).stored },
                                                  created: Int64(time(nil)), uidValidity: mark.uidValidity, size: mark.sent?.size,
                                                  messageID: mark.sent?.messageID, digest: mark.sent?.digest,
                                                  normalizedSize: mark.sent?.normalized?.size, normalizedDigest: mark.sent?.normalized?.digest)
@@ -451,7 +476,7 @@ struct FolderSync {
                     for (from, to) in mapping {
                         // The server's RFC822.SIZE, when known: a later move is matched without reading the file.
                         pairs.append(MessagePair(folder: record.id, uid: from.uid ?? to.uid, localName: from.name ?? to.name,
-                                                 flags: FlagMapping.mirrored(flags[from] ?? MessageFlags()).description,
+                                                 flags: mirroredPart(flags[from] ?? MessageFlags()).stored,
                                                  size: sizes(from) ?? marks[from]?.sent?.size))
                     }
                     try state.insertPairs(pairs)

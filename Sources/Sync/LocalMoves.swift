@@ -123,6 +123,9 @@ struct LocalMoves {
                     var pair = m.pair
                     pair.folder = to.record
                     pair.uid = uid
+                    // Keyword codes are the source folder's: the target's pass merges the
+                    // keywords afresh (a union: none is taken away by the move).
+                    pair.flags = MessageFlags(pair.flags).intersection(FlagMapping.six).stored
                     if uid != nil { try state.updatePair(pair) } else { try state.deletePairs(ids: [pair.id!]) }
                     count += 1
                 }
@@ -146,6 +149,7 @@ struct LocalMoves {
                     var moved = pair
                     moved.folder = target.record
                     moved.uid = uid
+                    moved.flags = MessageFlags(pair.flags).intersection(FlagMapping.six).stored
                     try state.updatePair(moved)
                 }
             }

@@ -26,7 +26,8 @@ struct UIDValidityRematch {
         var localOnly = 0
     }
 
-    func run(record: inout FolderRecord, session: IMAPSession, folder: MaildirFolder, validity: UIDValidity) async throws -> Outcome {
+    func run(record: inout FolderRecord, session: IMAPSession, folder: MaildirFolder, validity: UIDValidity,
+             keywords: FolderKeywords = .none) async throws -> Outcome {
         // The server side: one FETCH of sizes and the identifying header fields. A copy that
         // an earlier mailmirror uploaded carries a token header, which
         // the file it came from lacks (uploads are exact now), and mbsync adds an X-TUID line
@@ -41,7 +42,7 @@ struct UIDValidityRematch {
         for m in messages.sorted(by: { ($0.uid ?? UID(0)) < ($1.uid ?? UID(0)) }) {
             guard let uid = m.uid, let size = m.size else { continue }
             let header = m.sections[section] ?? []
-            server.append((uid, FlagMapping.letters(m.flags ?? [])))
+            server.append((uid, keywords.letters(m.flags ?? [])))
             byKey[MessageIdentity.identity(header: header, size: size), default: []].append(server.count - 1)
             for name in added {
                 if let line = MessageIdentity.lineSize(of: name, in: header) {
@@ -67,7 +68,7 @@ struct UIDValidityRematch {
             // The server's flags as the agreed state: where the local file differs, the
             // local flags win in the pass that follows (they are the more recent ones after
             // a server-side restore).
-            pairs.append(MessagePair(folder: record.id, uid: server[match].uid, localName: file.baseName, flags: server[match].flags.description))
+            pairs.append(MessagePair(folder: record.id, uid: server[match].uid, localName: file.baseName, flags: server[match].flags.stored))
         }
         var updated = record
         updated.uidValidity = validity

@@ -24,6 +24,10 @@ enum StatusCommand {
         var refused: [(name: String, size: Int64, reason: String)] = []
         /// Server messages the server could not send (its FETCH failed alone): UID, its words.
         var unfetchable: [(uid: UInt32, reason: String)] = []
+        /// Keywords kept in the state only (a Maildir folder's 27th and on, docs/keywords.md).
+        var keywordsInState: [String] = []
+        /// Keywords local messages carry that the server folder cannot keep.
+        var unstorableKeywords: [String] = []
     }
 
     /// What a running daemon reports of an account (from `state_dir/daemon.status`).
@@ -74,6 +78,13 @@ enum StatusCommand {
                     guard let folder = MaildirLayout.fs.folder(forRelativePath: record.localName) else { continue }
                     let pairs = (try? state.pairs(in: record.id)) ?? []
                     let local = store.folder(folder)
+                    let codes = account.keywords == .maildir ? ((try? state.keywords(in: record.id)) ?? [:]) : [:]
+                    // The state-only keywords some message carries (a code once given stays named).
+                    var held = MessageFlags()
+                    if !codes.isEmpty { for p in pairs { held = held.union(MessageFlags(p.flags)) } }
+                    let keywordsInState = held.stateSlots.compactMap { codes[$0] }
+                    let noted: String? = (try? state.unstorableKeywords(in: record.id)) ?? nil
+                    let unstorable = noted.map { $0.split(separator: " ").map(String.init) } ?? []
                     status.folders.append(FolderStatus(
                         name: FolderNaming.displayName(folder), local: local.exists ? (try? local.scan().messages.count) : 0,
                         remote: pairs.filter { ($0.uid?.rawValue ?? 0) != 0 }.count, lastSync: record.lastSync,
@@ -81,7 +92,8 @@ enum StatusCommand {
                         skipped: ((try? state.skipped(in: record.id)) ?? []).map { ($0.uid.rawValue, $0.size) },
                         refused: ((try? state.refused(in: record.id)) ?? [:]).map { ($0.key, $0.value.size, $0.value.reason) }.sorted { $0.name < $1.name },
                         unfetchable: ((try? state.unfetchable(in: record.id)) ?? [:]).filter(\.value.failed)
-                            .map { ($0.key.rawValue, $0.value.reason) }.sorted { $0.uid < $1.uid }))
+                            .map { ($0.key.rawValue, $0.value.reason) }.sorted { $0.uid < $1.uid },
+                        keywordsInState: keywordsInState, unstorableKeywords: unstorable))
                 }
                 for (path, reason) in ((try? state.unmirrorable(of: id)) ?? [:]).sorted(by: { $0.key < $1.key }) {
                     guard let folder = MaildirLayout.fs.folder(forRelativePath: path) else { continue }
@@ -121,6 +133,13 @@ enum StatusCommand {
                 if !f.refused.isEmpty {
                     out += ", \(f.refused.count) refused by the server, kept here (" + f.refused.prefix(10).map { "\($0.name): \($0.size) bytes, \($0.reason)" }.joined(separator: "; ") + (f.refused.count > 10 ? "; …" : "") + "; `mailmirror sync --force` tries again)"
                 }
+                if !f.keywordsInState.isEmpty {
+                    out += ", \(f.keywordsInState.count) keyword(s) kept in the state, not in file names (more than 26 in the folder): "
+                        + f.keywordsInState.joined(separator: " ")
+                }
+                if !f.unstorableKeywords.isEmpty {
+                    out += ", keyword(s) the server folder cannot keep, kept here only: " + f.unstorableKeywords.joined(separator: " ")
+                }
                 out += "\n"
             }
         }
@@ -132,7 +151,9 @@ enum StatusCommand {
         func num(_ n: Int?) -> String { n.map(String.init) ?? "null" }
         let items = accounts.map { a in
             let folders = a.folders.map { f in
-                "{\"name\":\(jsonString(f.name)),\"local_messages\":\(num(f.local)),\"remote_messages\":\(num(f.remote)),\"last_sync\":\(str(f.lastSync.map(iso8601))),\"pending\":\(f.pending),\"last_error\":\(str(f.lastError)),\"skipped\":[\(f.skipped.map { "{\"uid\":\($0.uid),\"size\":\(num($0.size.map { Int($0) }))}" }.joined(separator: ","))],\"refused\":[\(f.refused.map { "{\"name\":\(jsonString($0.name)),\"size\":\($0.size),\"reason\":\(jsonString($0.reason))}" }.joined(separator: ","))],\"unfetchable\":[\(f.unfetchable.map { "{\"uid\":\($0.uid),\"reason\":\(jsonString($0.reason))}" }.joined(separator: ","))]}"
+                "{\"name\":\(jsonString(f.name)),\"local_messages\":\(num(f.local)),\"remote_messages\":\(num(f.remote)),\"last_sync\":\(str(f.lastSync.map(iso8601))),\"pending\":\(f.pending),\"last_error\":\(str(f.lastError)),\"skipped\":[\(f.skipped.map { "{\"uid\":\($0.uid),\"size\":\(num($0.size.map { Int($0) }))}" }.joined(separator: ","))],\"refused\":[\(f.refused.map { "{\"name\":\(jsonString($0.name)),\"size\":\($0.size),\"reason\":\(jsonString($0.reason))}" }.joined(separator: ","))],\"unfetchable\":[\(f.unfetchable.map { "{\"uid\":\($0.uid),\"reason\":\(jsonString($0.reason))}" }.joined(separator: ","))],"
+                    + "\"keywords_in_state\":[\(f.keywordsInState.map(jsonString).joined(separator: ","))],"
+                    + "\"unstorable_keywords\":[\(f.unstorableKeywords.map(jsonString).joined(separator: ","))]}"
             }
             let daemon = a.daemon.map { d in
                 ",\"daemon\":{\"state\":\(jsonString(d.state)),\"push\":\(jsonString(d.push)),\"backoff_until\":\(str(d.backoffUntil.map(iso8601))),\"last_event\":\(str(d.lastEvent)),\"last_event_time\":\(str(d.lastEventTime.map(iso8601))),\"last_error\":\(str(d.lastError))}"

@@ -39,6 +39,7 @@ struct ExpectedFailure: Error {}
             let account = try store.account(named: "work", protocol: "imap")
             _ = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
             try store.db.execute("""
+                DROP TABLE keywords; ALTER TABLE folders DROP COLUMN unstorable_keywords;
                 DROP TABLE refused; DROP TABLE unfetchable; DROP TABLE unmirrorable; ALTER TABLE journal DROP COLUMN normalized_size; ALTER TABLE journal DROP COLUMN normalized_digest; ALTER TABLE accounts DROP COLUMN mailbox;
                 ALTER TABLE journal DROP COLUMN uidvalidity; ALTER TABLE journal DROP COLUMN size;
                 ALTER TABLE journal DROP COLUMN message_id; ALTER TABLE journal DROP COLUMN digest;
@@ -58,6 +59,10 @@ struct ExpectedFailure: Error {}
         #expect(try store.unmirrorable(of: account) == ["v1%2E2": "why"])
         try store.replaceUnmirrorable(of: account, [:])
         #expect(try store.unmirrorable(of: account).isEmpty)
+        try store.saveKeywords(in: folder.id, [(UInt8(ascii: "a"), "$Junk"), (128, "$label1")])
+        #expect(try store.keywords(in: folder.id) == [UInt8(ascii: "a"): "$Junk", 128: "$label1"])
+        try store.setUnstorableKeywords(in: folder.id, "$Junk")
+        #expect(try store.unstorableKeywords(in: folder.id) == "$Junk")
     }
 
     /// A state of schema v6 with an upload journaled the old way (a token) opens: the entry
@@ -70,6 +75,7 @@ struct ExpectedFailure: Error {}
             let account = try store.account(named: "work", protocol: "imap")
             let folder = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
             try store.db.execute("""
+                DROP TABLE keywords; ALTER TABLE folders DROP COLUMN unstorable_keywords;
                 DROP TABLE unmirrorable; ALTER TABLE journal DROP COLUMN normalized_size; ALTER TABLE journal DROP COLUMN normalized_digest;
                 ALTER TABLE journal DROP COLUMN uidvalidity; ALTER TABLE journal DROP COLUMN size;
                 ALTER TABLE journal DROP COLUMN message_id; ALTER TABLE journal DROP COLUMN digest;

@@ -11,6 +11,8 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
     let mailbox: MailboxName
     let spoolDirectory: String
     let sideName = "server"
+    /// The folder's keywords (the pass sets them): server keywords ⇄ codes.
+    var keywords = FolderKeywords.none
     /// What SELECT reported.
     private(set) var selected: SelectedMailbox?
     /// Internal dates of messages reported by an incremental pass, and the last full listing.
@@ -106,7 +108,7 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
         // Page by page as it arrives: only the listing is kept, not the server's answers.
         try await session.fetchAll(items: Self.metadata, pageSize: listPage) { m in
             guard let uid = m.uid else { return }
-            result.insert(StoreMessage(key: .uid(uid), flags: FlagMapping.letters(m.flags ?? []), date: m.internalDate, size: m.size))
+            result.insert(StoreMessage(key: .uid(uid), flags: keywords.letters(m.flags ?? []), date: m.internalDate, size: m.size))
         }
         listed = result   // the dates of what `export` will fetch
         return result
@@ -164,7 +166,7 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
         for m in changed {
             guard let uid = m.uid, !gone(uid) else { continue }
             if let d = m.internalDate { dates[uid] = d }
-            result.insert(StoreMessage(key: .uid(uid), flags: FlagMapping.letters(m.flags ?? []), date: m.internalDate, size: m.size))
+            result.insert(StoreMessage(key: .uid(uid), flags: keywords.letters(m.flags ?? []), date: m.internalDate, size: m.size))
         }
         return ServerChanges(listed: result, vanished: gone, count: exists)
     }
@@ -173,14 +175,14 @@ final class IMAPFolderStore: FolderStore, @unchecked Sendable {   // used by one
         var groups: [String: (add: MessageFlags, remove: MessageFlags, uids: [UID])] = [:]
         for change in changes {
             guard case .uid(let uid) = change.key else { continue }
-            let add = FlagMapping.mirrored(change.add), remove = FlagMapping.mirrored(change.remove)
+            let add = keywords.mirroredPart(change.add), remove = keywords.mirroredPart(change.remove)
             if add.isEmpty && remove.isEmpty { continue }
-            groups["+\(add)-\(remove)", default: (add, remove, [])].uids.append(uid)
+            groups["+\(add.stored)-\(remove.stored)", default: (add, remove, [])].uids.append(uid)
         }
         for (_, group) in groups.sorted(by: { $0.key < $1.key }) {
             let set = UIDSet(group.uids)
-            if !group.add.isEmpty { try await session.store(set, .add, FlagMapping.imapFlags(group.add)) }
-            if !group.remove.isEmpty { try await session.store(set, .remove, FlagMapping.imapFlags(group.remove)) }
+            if !group.add.isEmpty { try await session.store(set, .add, keywords.imapFlags(group.add)) }
+            if !group.remove.isEmpty { try await session.store(set, .remove, keywords.imapFlags(group.remove)) }
         }
     }
 
@@ -468,7 +470,7 @@ final class IMAPIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed by 
                 continue
             }
             sent.append(item)
-            messages.append(AppendMessage(flags: FlagMapping.imapFlags(FlagMapping.mirrored(item.flags)), internalDate: item.date,
+            messages.append(AppendMessage(flags: store.keywords.imapFlags(store.keywords.mirroredPart(item.flags)), internalDate: item.date,
                                           source: source))
         }
         guard !messages.isEmpty else { return }

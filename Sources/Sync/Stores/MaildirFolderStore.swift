@@ -8,6 +8,8 @@ import Support
 final class MaildirFolderStore: FolderStore {
     let folder: MaildirFolder
     let sideName = "Maildir"
+    /// The folder's keywords (the pass sets them).
+    var keywords = FolderKeywords.none
     /// The last scan, so renames and deletions find the current file names: shared with the
     /// listing `list` returned (never changed, so never copied), and what changed since.
     private var scanned = MessageListing()
@@ -188,7 +190,7 @@ final class MaildirIncomingBatch: IncomingBatch, @unchecked Sendable {   // fed 
 
     func begin(_ key: MessageKey, flags: MessageFlags, date: Int64?) throws {
         current = writers[key] == nil ? nil : key
-        pendingFlags = FlagMapping.mirrored(flags)
+        pendingFlags = flags.fileLetters   // what a file name can carry; the pair keeps the rest
         pendingDate = date
     }
     private var pendingFlags = MessageFlags()

@@ -3,7 +3,7 @@ import Maildir
 
 /// A store's messages by key: what `FolderStore.list` returns and the planner reads.
 ///
-/// A server's listing comes in UID order and is kept in columns sorted by UID, about 21
+/// A server's listing comes in UID order and is kept in columns sorted by UID, about 22
 /// bytes a message (a dictionary of `StoreMessage`s took about 260: at 100,000 messages the
 /// difference between 2 and 26 MB; docs/scale.md). Anything else — Maildir names, a UID
 /// reported out of order or twice — goes to a dictionary, which wins over the columns.
@@ -16,9 +16,11 @@ public struct MessageListing: Sequence, Sendable {
     /// store keeps the same array: no copy).
     public private(set) var files: [MaildirMessage] = []
     private var columnUIDs: [UInt32] = []
-    /// The six mirrored letters as bits in `MessageFlags.known` order (a server reports no
-    /// others; a message with others goes to `table`).
-    private var flags: [UInt8] = []
+    /// Each message's flags as an index into `flagSets`, the distinct sets met (a folder's
+    /// messages share a few: the six letters' combinations, the keywords a client sets).
+    private var flags: [UInt16] = []
+    private var flagSets: [MessageFlags] = []
+    private var flagSetIndex: [MessageFlags: UInt16] = [:]
     /// `Int64.min`: no date; -1: no size.
     private var dates: [Int64] = []
     private var sizes: [Int64] = []
@@ -67,7 +69,7 @@ public struct MessageListing: Sequence, Sendable {
     /// Adds a message; a later report of the same key replaces an earlier one.
     public mutating func insert(_ message: StoreMessage) {
         if case .uid(let uid) = message.key, columnUIDs.last.map({ $0 < uid.rawValue }) ?? true,
-           let bits = Self.bits(message.flags) {
+           let bits = setIndex(message.flags) {
             if !table.isEmpty { table[message.key] = nil }   // an earlier report, replaced
             columnUIDs.append(uid.rawValue)
             flags.append(bits)
@@ -112,21 +114,18 @@ public struct MessageListing: Sequence, Sendable {
         StoreMessage(key: .name(file.baseName), flags: file.flags, date: nil, size: file.size)
     }
 
-    /// The letters as bits, nil when there is one outside the six.
-    private static func bits(_ f: MessageFlags) -> UInt8? {
-        var bits: UInt8 = 0
-        for (i, letter) in MessageFlags.known.enumerated() where f.contains(letter) { bits |= 1 << i }
-        return letters(bits) == f ? bits : nil
-    }
-
-    private static func letters(_ bits: UInt8) -> MessageFlags {
-        var f = MessageFlags()
-        for (i, letter) in MessageFlags.known.enumerated() where bits & (1 << i) != 0 { f.insert(letter) }
-        return f
+    /// The index of a set of flags in `flagSets` (added when new; nil when 65,536 are met).
+    private mutating func setIndex(_ f: MessageFlags) -> UInt16? {
+        if let i = flagSetIndex[f] { return i }
+        guard flagSets.count <= Int(UInt16.max) else { return nil }
+        let i = UInt16(flagSets.count)
+        flagSets.append(f)
+        flagSetIndex[f] = i
+        return i
     }
 
     private func entry(_ i: Int) -> StoreMessage {
-        StoreMessage(key: .uid(UID(columnUIDs[i])), flags: Self.letters(flags[i]), date: dates[i] == Int64.min ? nil : dates[i],
+        StoreMessage(key: .uid(UID(columnUIDs[i])), flags: flagSets[Int(flags[i])], date: dates[i] == Int64.min ? nil : dates[i],
                      size: sizes[i] < 0 ? nil : sizes[i])
     }
 
