@@ -34,6 +34,12 @@ extension Configuration {
                 lines.append("direction = \(quote(a.direction.rawValue))")
                 lines.append("delete = \(quote(a.delete.rawValue))")
                 lines.append("keywords = \(quote(a.keywords.rawValue))")
+                if a.keywords == .notmuch {
+                    if let c = a.notmuchConfig { lines.append("notmuch_config = \(quote(c))") }
+                    if !a.keywordTags.isEmpty {
+                        lines.append("keyword_tags = { " + a.keywordTags.sorted { $0.key < $1.key }.map { "\(quote($0.key)) = \(quote($0.value))" }.joined(separator: ", ") + " }")
+                    }
+                }
                 lines.append("idle = [\(a.idle.map(quote).joined(separator: ", "))]")
                 lines.append("push = \(quote(a.push.rawValue))")
                 lines.append("connections = \(a.connections)")

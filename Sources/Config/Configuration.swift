@@ -101,6 +101,10 @@ public struct AccountConfiguration: Sendable, Equatable {
     public var delete: DeletePolicy
     /// Where keywords live locally (IMAP only).
     public var keywords: KeywordMode
+    /// `keywords = "notmuch"`: the notmuch config file (`NOTMUCH_CONFIG`; nil: notmuch's default).
+    public var notmuchConfig: String?
+    /// `keyword_tags`: IMAP keyword → notmuch tag, where they differ.
+    public var keywordTags: [String: String]
     public var idle: [String]
     /// How the daemon learns of server changes.
     public var push: PushMethod

@@ -158,11 +158,11 @@ private struct Validator {
         }
     }
 
-    static let imapOnlyKeys = ["folders", "direction", "delete", "keywords", "idle", "connections", "max_connections", "push"]
+    static let imapOnlyKeys = ["folders", "direction", "delete", "keywords", "notmuch_config", "keyword_tags", "notmuch_config", "keyword_tags", "idle", "connections", "max_connections", "push"]
     static let pop3OnlyKeys = ["keep_on_server", "delete_after_days"]
     static let accountKeys = ["name", "protocol", "host", "port", "tls", "allow_plaintext", "ca_file", "username",
                               "password", "password_command", "auth", "maildir", "layout", "folders", "direction",
-                              "delete", "keywords", "idle", "push", "poll_interval", "connections", "max_connections", "compress", "max_delete_fraction",
+                              "delete", "keywords", "notmuch_config", "keyword_tags", "idle", "push", "poll_interval", "connections", "max_connections", "compress", "max_delete_fraction",
                               "max_age", "max_message_size", "on_new_mail", "keep_on_server", "delete_after_days"]
 
     mutating func validateAccount(_ table: TOMLTable, general: GeneralSettings) -> AccountConfiguration? {
@@ -251,6 +251,8 @@ private struct Validator {
         var direction = SyncDirection.both
         var delete = DeletePolicy.both
         var keywords = KeywordMode.maildir
+        var notmuchConfig: String?
+        var keywordTags: [String: String] = [:]
         var idle = ["INBOX"]
         var push = PushMethod.auto
         var connections = 2
@@ -268,6 +270,16 @@ private struct Validator {
             direction = r.enumeration("direction", SyncDirection.allCases.map(\.rawValue), &self).flatMap(SyncDirection.init) ?? .both
             delete = r.enumeration("delete", DeletePolicy.allCases.map(\.rawValue), &self).flatMap(DeletePolicy.init) ?? .both
             keywords = r.enumeration("keywords", KeywordMode.allCases.map(\.rawValue), &self).flatMap(KeywordMode.init) ?? .maildir
+            if let path = r.string("notmuch_config", &self) { notmuchConfig = expand(path, r.line("notmuch_config")) }
+            if let entry = table["keyword_tags"] {
+                r.markUsed("keyword_tags")
+                keywordTags = validateKeywordTags(entry)
+            }
+            if keywords != .notmuch {
+                for key in ["notmuch_config", "keyword_tags"] where table[key] != nil {
+                    warn(r.line(key), "\(key) applies only with keywords = \"notmuch\"")
+                }
+            }
             if let i = r.stringArray("idle", &self) { idle = i }
             push = r.enumeration("push", PushMethod.allCases.map(\.rawValue), &self).flatMap(PushMethod.init) ?? .auto
             if let c = r.integer("connections", &self) {
@@ -321,10 +333,40 @@ private struct Validator {
         return AccountConfiguration(
             name: name, protocol: proto, host: host, port: port, tls: tls, allowPlaintext: allowPlaintext,
             caFile: caFile, username: username, password: password, auth: auth, maildir: maildir, layout: layout,
-            folders: folders, direction: direction, delete: delete, keywords: keywords, idle: idle, push: push, pollInterval: pollInterval,
+            folders: folders, direction: direction, delete: delete, keywords: keywords, notmuchConfig: notmuchConfig, keywordTags: keywordTags, idle: idle, push: push, pollInterval: pollInterval,
             connections: connections, maxConnections: maxConnections ?? max(10, connections + 1), compress: compress, maxDeleteFraction: maxDeleteFraction, maxAge: maxAge,
             maxMessageSize: maxMessageSize, onNewMail: onNewMail, keepOnServer: keepOnServer,
             deleteAfterDays: deleteAfterDays, line: header)
+    }
+}
+
+private extension Validator {
+    /// `keyword_tags = { "$Junk" = "spam" }`: IMAP keyword → notmuch tag. A keyword is an
+    /// IMAP atom; a system flag is carried by the file name's letters (notmuch's own
+    /// `synchronize_flags` makes those tags), so it cannot be mapped here.
+    mutating func validateKeywordTags(_ entry: TOMLTable.Entry) -> [String: String] {
+        guard case .table(let t) = entry.value else {
+            error(entry.line, "keyword_tags must be a table of keyword = tag, e.g. keyword_tags = { \"$Junk\" = \"spam\" }")
+            return [:]
+        }
+        var result: [String: String] = [:]
+        for item in t.entries {
+            guard case .string(let tag) = item.value, !tag.isEmpty else {
+                error(item.line, "keyword_tags: \"\(item.key)\" must map to a tag in quotes, e.g. \"\(item.key)\" = \"spam\"")
+                continue
+            }
+            if item.key.hasPrefix("\\") {
+                error(item.line, "keyword_tags: \(item.key) is an IMAP flag, carried by the file name (D F P R S T); "
+                      + "set synchronize_flags = true in notmuch's config to see it as a tag, and remove this line")
+                continue
+            }
+            if item.key.isEmpty || item.key.utf8.contains(where: { $0 <= 0x20 || $0 >= 0x7F || "(){%*\"\\]".utf8.contains($0) }) {
+                error(item.line, "keyword_tags: \"\(item.key)\" is not an IMAP keyword (no spaces or ( ) { % * \" \\ ])")
+                continue
+            }
+            result[item.key] = tag
+        }
+        return result
     }
 }
 

@@ -138,7 +138,8 @@ enum Schema {
         // gives them in `MessageFlags` — the letters a…z of the folder's dovecot-keywords
         // (97…122) and slots that no file name carries (128…255) — so that the agreed flags
         // of a pair ("FSa 128") keep their meaning. And the keywords the server folder
-        // cannot keep (PERMANENTFLAGS without \*) that local messages carry, for `status`.
+        // cannot keep (PERMANENTFLAGS without \*) that local messages carry, for `status`;
+        // with keywords = "notmuch", the database revision whose changes were taken.
         """
         CREATE TABLE keywords (
             folder_id  INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
@@ -147,6 +148,7 @@ enum Schema {
             PRIMARY KEY (folder_id, code)
         ) WITHOUT ROWID;
         ALTER TABLE folders ADD COLUMN unstorable_keywords TEXT;
+        ALTER TABLE accounts ADD COLUMN notmuch_revision TEXT;  -- "uuid n": notmuch's database as the last pass read it
         """,
     ]
 

@@ -431,6 +431,18 @@ public final class StateStore: @unchecked Sendable {
         try db.run("UPDATE folders SET unstorable_keywords = ? WHERE id = ?", names.map { .text($0) } ?? .null, .integer(folder.rawValue))
     }
 
+    /// The notmuch revision ("uuid n") whose changes the account's last complete pass took.
+    public func notmuchRevision(_ account: AccountID) throws(StateError) -> String? {
+        var result: String?
+        try db.query("SELECT notmuch_revision FROM accounts WHERE id = ?", .integer(account.rawValue)) { row in result = row.optionalText(0) }
+        return result
+    }
+
+    /// Notes the notmuch revision whose changes were taken.
+    public func setNotmuchRevision(_ account: AccountID, _ revision: String?) throws(StateError) {
+        try db.run("UPDATE accounts SET notmuch_revision = ? WHERE id = ?", .optional(revision), .integer(account.rawValue))
+    }
+
     // MARK: - Folders that cannot be mirrored
 
     /// Replaces the account's local folders that cannot exist on its server (canonical fs

@@ -31,24 +31,33 @@ public final class FolderKeywords: @unchecked Sendable {   // used by one folder
     /// Named codes that no file carries (maildir mode's 27th keyword and on): the Maildir side
     /// holds what was agreed for them.
     public private(set) var stateOnly = MessageFlags()
+    /// Named codes that are notmuch tags (`keywords = "notmuch"`): the Maildir side holds them
+    /// as the tags of the message's file.
+    public private(set) var tagged = MessageFlags()
+    /// Keyword ⇄ tag (`keywords = "notmuch"`).
+    public let tags: TagMapping
     /// Keywords no code was left for (more than 26 + 128 in one folder): not mirrored.
     public private(set) var unassignable: Set<String> = []
 
     /// A table with no keywords yet.
-    public init(mode: KeywordMode) { self.mode = mode }
+    public init(mode: KeywordMode, tags: TagMapping = TagMapping([:])) {
+        self.mode = mode
+        self.tags = tags
+    }
 
     /// No keywords mirrored (`keywords = "none"`, and what tests use by default).
     public static var none: FolderKeywords { FolderKeywords(mode: .none) }
 
     /// A table with these codes (from the state and the folder's `dovecot-keywords`).
-    public convenience init(mode: KeywordMode, names known: [UInt8: String]) {
-        self.init(mode: mode)
+    public convenience init(mode: KeywordMode, names known: [UInt8: String], tags: TagMapping = TagMapping([:])) {
+        self.init(mode: mode, tags: tags)
         for (code, name) in known.sorted(by: { $0.key < $1.key }) where Self.usable(code, in: mode) { take(code, name) }
     }
 
     /// The folder's table: the state's codes, with the letters of `dovecot-keywords` winning
     /// for the letters it names (a Dovecot serving the same Maildir may have added some).
-    public static func load(mode: KeywordMode, state: StateStore, folder: FolderID, maildir: MaildirFolder) throws -> FolderKeywords {
+    public static func load(mode: KeywordMode, state: StateStore, folder: FolderID, maildir: MaildirFolder,
+                            tags: TagMapping = TagMapping([:])) throws -> FolderKeywords {
         guard mode != .none else { return .none }
         var known = try state.keywords(in: folder)
         if mode == .maildir {
@@ -62,7 +71,7 @@ public final class FolderKeywords: @unchecked Sendable {   // used by one folder
                 }
             }
         }
-        let table = FolderKeywords(mode: mode, names: known)
+        let table = FolderKeywords(mode: mode, names: known, tags: tags)
         // Letters the state knows but the file lacks (it was removed, or never written) go back.
         if mode == .maildir {
             let file = try MaildirKeywords.read(in: maildir)
@@ -85,6 +94,10 @@ public final class FolderKeywords: @unchecked Sendable {   // used by one folder
         codes[name.lowercased()] = code
         mirrored.insert(code)
         if code >= MessageFlags.firstStateSlot && mode == .maildir { stateOnly.insert(code) }
+        if mode == .notmuch {
+            // A keyword without a tag (one of notmuch's own names) is held by the state.
+            if tags.tag(for: name) != nil { tagged.insert(code) } else { stateOnly.insert(code) }
+        }
     }
 
     /// The keyword a code stands for.
@@ -151,6 +164,20 @@ public final class FolderKeywords: @unchecked Sendable {   // used by one folder
         let kept = Set(permanentFlags.map { $0.rawValue.lowercased() })
         for (code, name) in all where !kept.contains(name.lowercased()) { result.insert(code) }
         return result
+    }
+
+    /// The codes of a message's notmuch tags (keywords met for the first time get one).
+    public func codes(ofTags names: [String]) -> MessageFlags {
+        var result = MessageFlags()
+        for tag in names {
+            if let keyword = tags.keyword(for: tag), let code = code(for: keyword), tagged.contains(code) { result.insert(code) }
+        }
+        return result
+    }
+
+    /// The notmuch tags of these codes.
+    public func tagNames(of codes: MessageFlags) -> [String] {
+        codes.intersection(tagged).letters.compactMap { names[Int($0)].flatMap(tags.tag(for:)) }
     }
 
     /// The names of these codes (for messages and `status`), in code order.

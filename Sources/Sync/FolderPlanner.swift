@@ -76,6 +76,13 @@ public struct FolderPlan: Sendable, Equatable {
     public var keepLocalOnly: [Int64] = []
     /// Pairs whose local side is gone but whose server copy stays (policy): marked, never re-downloaded.
     public var keepRemoteOnly: [Int64] = []
+    /// Tag changes of local messages (`keywords = "notmuch"`): the tag codes after, and before.
+    public var localTags: [TagChange] = []
+    public struct TagChange: Sendable, Equatable {
+        public var localName: String
+        public var flags: MessageFlags
+        public var was: MessageFlags
+    }
     /// Keyword codes local messages carry that the server folder cannot keep (they stay local).
     public var keptLocal = MessageFlags()
     /// Deletions held back by the mass-deletion guard (on the server, in the Maildir).
@@ -106,7 +113,7 @@ public struct FolderPlan: Sendable, Equatable {
 
     /// Whether the pass changes anything.
     public var isEmpty: Bool {
-        downloads.isEmpty && uploads.isEmpty && remoteFlags.isEmpty && localFlags.isEmpty && agreedFlags.isEmpty
+        downloads.isEmpty && uploads.isEmpty && remoteFlags.isEmpty && localFlags.isEmpty && agreedFlags.isEmpty && localTags.isEmpty
             && deleteRemote.isEmpty && deleteLocal.isEmpty && forget.isEmpty && keepLocalOnly.isEmpty && keepRemoteOnly.isEmpty
     }
 }
@@ -197,12 +204,17 @@ extension Dictionary: LocalFlags where Key == String, Value == MessageFlags {
 
 /// Which codes of `MessageFlags` a folder mirrors (the six flags and its keywords'), which
 /// of them live in the state only, and which its server cannot keep.
-public struct FlagScope: Sendable, Equatable {
+public struct FlagScope {
     public var mirrored: MessageFlags
     /// Codes no file carries: the Maildir side holds what was agreed.
     public var stateOnly: MessageFlags
     /// Codes whose flag the server folder cannot keep: they stay local, never sent.
     public var unstorable: MessageFlags
+    /// Codes that are notmuch tags locally (`keywords = "notmuch"`).
+    public var tagged = MessageFlags()
+    /// The tag codes of a local message whose tags changed since the last pass (by base
+    /// name); nil: unchanged, it holds what was agreed.
+    public var localTags: ((String) -> MessageFlags?)?
 
     public init(mirrored: MessageFlags = FlagMapping.six, stateOnly: MessageFlags = MessageFlags(), unstorable: MessageFlags = MessageFlags()) {
         self.mirrored = mirrored
@@ -213,6 +225,7 @@ public struct FlagScope: Sendable, Equatable {
     /// A folder's scope under its keyword table and its PERMANENTFLAGS.
     public init(_ keywords: FolderKeywords, permanentFlags: [Flag]) {
         self.init(mirrored: keywords.mirrored, stateOnly: keywords.stateOnly, unstorable: keywords.unstorable(permanentFlags))
+        tagged = keywords.tagged
     }
 }
 
@@ -339,8 +352,12 @@ public enum FolderPlanner {
 
     static func mergeFlags(pair: PlannedPair, uid: UID, name: String, remote server: MessageFlags, local fullLocal: MessageFlags,
                            policy: SyncPolicy, scope: FlagScope = FlagScope(), into plan: inout FolderPlan) {
-        // The local side: the file's mirrored letters, and for codes no file carries what was agreed.
-        let l = fullLocal.intersection(scope.mirrored).union(pair.flags.intersection(scope.stateOnly))
+        // The local side: the file's mirrored letters, for codes no file carries what was
+        // agreed, and for tags those of the message when they changed (else what was agreed).
+        var l = fullLocal.intersection(scope.mirrored).union(pair.flags.intersection(scope.stateOnly))
+        if !scope.tagged.isEmpty || scope.localTags != nil {
+            l = l.union(scope.localTags?(name) ?? pair.flags.intersection(scope.tagged))
+        }
         let codes = scope.mirrored.letters
         // A flag the server cannot keep is read as the Maildir has it: never taken from the
         // file because the server lacks it, never sent.
@@ -363,6 +380,8 @@ public enum FolderPlanner {
             for code in codes { if merged.contains(code) { full.insert(code) } else { full.remove(code) } }
             // Codes that live in the state only are agreed, not written: no rename for them alone.
             if full.fileLetters != fullLocal.fileLetters { plan.localFlags.append(.init(localName: name, flags: full)) }
+            let tagsNow = l.intersection(scope.tagged), tagsAfter = merged.intersection(scope.tagged)
+            if tagsNow != tagsAfter { plan.localTags.append(.init(localName: name, flags: tagsAfter, was: tagsNow)) }
             localAfter = merged
         }
         if merged != r && policy.writesRemote {

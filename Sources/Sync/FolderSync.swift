@@ -26,6 +26,8 @@ struct FolderSync {
     /// Called once a pass has sent its last command, while its downloads are made durable
     /// (the session is free until the next folder's pass: see `IMAPFolderStore.sendOpenAhead`).
     var whenServerIdle: (@Sendable () async -> Void)?
+    /// `keywords = "notmuch"`: notmuch and what changed in it since the last pass.
+    var notmuch: NotmuchPass?
 
     /// One pass over a folder. A pass that fails throws `FolderPassFailed`, which carries
     /// what the pass did before it failed (counts a user reads must be true).
@@ -47,7 +49,9 @@ struct FolderSync {
         // Fast path: the server says nothing moved (LIST-STATUS: UIDVALIDITY, UIDNEXT,
         // HIGHESTMODSEQ) and the Maildir's cur/ and new/ were not touched since the last
         // pass: nothing to do, not even a SELECT.
-        if try isUnchanged(status: status, record: record, folder: near.folder) { return }
+        // Tags changed in notmuch touch no directory: such a folder gets a full pass.
+        let tagChanges = notmuch?.changes.changes(in: near.folder)
+        if tagChanges == nil, try isUnchanged(status: status, record: record, folder: near.folder) { return }
         let name = FolderNaming.displayName(folder)
         Trace.mark("\(name): start")
         let opening = try openArguments(record: record, status: status)
@@ -55,7 +59,8 @@ struct FolderSync {
         report.selectedAhead = far.openedAhead
         Trace.mark("\(name): selected")
         // The folder's keywords: codes for them are given out as the server is listed.
-        let keywords = try FolderKeywords.load(mode: account.keywords, state: state, folder: record.id, maildir: near.folder)
+        let keywords = try FolderKeywords.load(mode: account.keywords, state: state, folder: record.id, maildir: near.folder,
+                                               tags: TagMapping(account.keywordTags))
         far.keywords = keywords
         near.keywords = keywords
         if let known = record.uidValidity, let now = selected.uidValidity, known != now {
@@ -87,7 +92,7 @@ struct FolderSync {
         // Pairs the re-match wrote may use codes given out just now.
         if !dryRun { try keywords.save(state: state, folder: record.id, maildir: near.folder) }
         if !dryRun { report.recovered = try await recover(record: record, far: far, near: near, log: log) }
-        if try await syncChangesOnly(far: far, near: near, selected: selected, record: &record, report: &report, log: log) { return }
+        if tagChanges == nil, try await syncChangesOnly(far: far, near: near, selected: selected, record: &record, report: &report, log: log) { return }
 
         let server: ServerChanges
         if policy.direction == .both, let since = record.highestModSeq, !selected.noModSeq, selected.highestModSeq != nil,
@@ -118,8 +123,11 @@ struct FolderSync {
         Trace.mark("\(name): local listed")
         // The pairs are read from the state as the planner walks the listing, never all held.
         let folderID = record.id
-        var plan = try FolderPlanner.plan(remote: server, local: local, policy: policy,
-                                          scope: FlagScope(keywords, permanentFlags: selected.permanentFlags)) { visit in
+        // Tags met for the first time get their codes before the planner's scope is taken.
+        for m in tagChanges?.values ?? [:].values { _ = keywords.codes(ofTags: m.tags) }
+        var scope = FlagScope(keywords, permanentFlags: selected.permanentFlags)
+        if let tagChanges { scope.localTags = { name in tagChanges[name].map { keywords.codes(ofTags: $0.tags) } } }
+        var plan = try FolderPlanner.plan(remote: server, local: local, policy: policy, scope: scope) { visit in
             try state.forEachPairInNameOrder(in: folderID) { pair in if let p = PlannedPair(pair) { visit(p) } }
         }
         // max_message_size and max_age leave some server messages where they are (and listed
@@ -267,6 +275,17 @@ struct FolderSync {
             plan.downloads.removeAll { troubled[$0]?.failed == true }
             report.unfetchable = before - plan.downloads.count
         }
+        // notmuch: tags to set once the files are indexed (changed ones, then downloads').
+        var tagChanges: [Notmuch.TagChange] = []
+        if let notmuch {
+            let changed = notmuch.changes.changes(in: near.folder)
+            for change in plan.localTags {
+                guard let id = changed?[change.localName]?.id ?? messageID(near, change.localName) else { continue }
+                tagChanges.append(.init(id: id, add: keywords.tagNames(of: change.flags.subtracting(change.was)),
+                                        remove: keywords.tagNames(of: change.was.subtracting(change.flags))))
+            }
+        }
+        var taggedDownloads: [(name: String, codes: MessageFlags)] = []
         // The names of the new files are only needed to check the folder by listing it again,
         // when no watch can vouch for it: not kept otherwise (100,000 names in a first pass).
         let noteDownloads = near.witness == nil
@@ -276,11 +295,22 @@ struct FolderSync {
                                afterLastReceive: plan.uploads.isEmpty ? whenServerIdle : nil,
                                alone: Set(troubled.keys)) { from, to in
             if noteDownloads, let name = to.name { downloadedNames[name] = keywords.mirroredPart(farMessages[from]?.flags ?? MessageFlags()).fileLetters }
+            if let name = to.name, let codes = farMessages[from]?.flags.intersection(keywords.tagged), !codes.isEmpty {
+                taggedDownloads.append((name, codes))
+            }
         }
         // A flag the folder cannot keep is not sent with an upload either (it stays local).
         let unstorable = keywords.unstorable(selected.permanentFlags).letters
         let uploads = try await transfer(from: near, to: far, keys: plan.uploads.map { .name($0) }, tally: &report.uploaded, unreadable: &report.unreadable,
-                                         flags: { key in nearMessages[key].map { m in var f = m.flags; for l in unstorable { f.remove(l) }; return f } },
+                                         flags: { key in nearMessages[key].map { m in
+                                             var f = m.flags
+                                             // notmuch: a new file's tags go up with it.
+                                             if let name = key.name, let tags = notmuch?.changes.changes(in: near.folder)?[name]?.tags {
+                                                 f = f.union(keywords.codes(ofTags: tags))
+                                             }
+                                             for l in unstorable { f.remove(l) }
+                                             return f
+                                         } },
                                          kind: .upload, record: record, log: log)
         report.refusedUploads = uploads.refused.count
         if !uploads.refused.isEmpty {
@@ -292,6 +322,18 @@ struct FolderSync {
             }
         }
 
+        if let notmuch {
+            for (file, codes) in taggedDownloads {
+                if let id = messageID(near, file) { tagChanges.append(.init(id: id, add: keywords.tagNames(of: codes), remove: [])) }
+            }
+            if tagChanges.contains(where: { !$0.add.isEmpty || !$0.remove.isEmpty }) {
+                // Indexed first: the downloads become messages, and renames made here reach
+                // notmuch before `notmuch tag` (with synchronize_flags) rewrites file names
+                // from the tags it holds.
+                try await notmuch.notmuch.index()
+                try await notmuch.notmuch.tag(tagChanges, scratch: notmuch.scratch)
+            }
+        }
         Trace.mark("\(name): transferred")
         record.uidValidity = selected.uidValidity
         if parked.isEmpty {
@@ -346,6 +388,13 @@ struct FolderSync {
             : nil
         try state.updateFolder(record)
         Trace.mark("\(name): done")
+    }
+
+    /// The Message-ID of a local message (notmuch's id), from its file.
+    func messageID(_ near: MaildirFolderStore, _ name: String) -> String? {
+        guard let file = near.file(named: name) ?? near.folder.find(baseName: name),
+              let id = MessageIdentity.messageID(ofFile: near.folder.filePath(of: file)) else { return nil }
+        return String(decoding: id, as: UTF8.self)
     }
 
     /// Notes (for `status`) and warns once about the keywords local messages carry that the
@@ -573,6 +622,15 @@ struct FolderSync {
         if !pairs.isEmpty { log.info("recovered \(pairs.count) message(s) transferred before an interruption") }
         return pairs.count
     }
+}
+
+/// What a folder pass needs of notmuch (`keywords = "notmuch"`).
+struct NotmuchPass: Sendable {
+    let notmuch: Notmuch
+    /// What changed in notmuch since the last pass of the account.
+    let changes: Notmuch.Changes
+    /// Where the batch of tag changes is written (the state directory's spool).
+    let scratch: String
 }
 
 extension ArrivalMark {

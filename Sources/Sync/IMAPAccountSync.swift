@@ -138,10 +138,12 @@ public struct IMAPAccountSync: Sendable {
             // state or a session. (The local moves below touch only folders that changed
             // locally, which are not among them.)
             let probe = FolderSync(account: account, state: state, accountID: accountID, policy: policy, logger: logger, dryRun: dryRun)
+            // notmuch: what changed in its database since the last pass (by revision).
+            let notmuch = try await notmuchChanges(state: state, accountID: accountID)
             var quiet: [FolderReport] = []
             work = try state.reading {   // one snapshot for all the folders' records
                 try work.filter { item in
-                    if item.created == nil, try probe.isUnchanged(status: item.status, record: state.folderRecord(id: item.record),
+                    if item.created == nil, notmuch?.pass.changes.changes(in: store.folder(item.folder)) == nil, try probe.isUnchanged(status: item.status, record: state.folderRecord(id: item.record),
                                                                   folder: store.folder(item.folder)) {
                         quiet.append(FolderReport(folder: item.folder))
                         return false
@@ -176,7 +178,7 @@ public struct IMAPAccountSync: Sendable {
                 if !work.isEmpty {
                     group.addTask {
                         await self.worker(session: main, queue: queue, accountID: accountID, store: store,
-                                          sharedState: self.dryRun ? state : nil, broker: broker)
+                                          sharedState: self.dryRun ? state : nil, broker: broker, notmuch: notmuch?.pass)
                     }
                 }
                 for task in extras {
@@ -184,7 +186,7 @@ public struct IMAPAccountSync: Sendable {
                         guard let session = await task.value else { return [] }
                         Trace.mark("\(self.account.name): another session")
                         let reports = await self.worker(session: session, queue: queue, accountID: accountID, store: store,
-                                                        sharedState: nil, broker: broker)
+                                                        sharedState: nil, broker: broker, notmuch: notmuch?.pass)
                         // Every command was answered: the server's BYE is not worth a wait.
                         await session.logout(waiting: false)
                         return reports
@@ -210,6 +212,15 @@ public struct IMAPAccountSync: Sendable {
             Trace.mark("\(account.name): folder passes")
             try await noteSettledMarkers(&report, state: state, store: store)
             Trace.mark("\(account.name): markers settled")
+            if let notmuch, report.failedFolders == 0, !dryRun {
+                // Taken: unless a folder with changes had no pass (a daemon pass of some folders).
+                let passed = Set(work.map { Notmuch.realPath(store.folder($0.folder).path) })
+                let mirrored = Set(all.map { Notmuch.realPath(store.folder($0.folder).path) })
+                let waiting = notmuch.pass.changes.byFolder.keys.filter { !passed.contains($0) && mirrored.contains($0) }
+                if waiting.isEmpty {
+                    try state.setNotmuchRevision(accountID, notmuch.now.stored)
+                }
+            }
             try state.recordAccountPass(accountID, completedAt: report.failedFolders == 0 && !dryRun ? Int64(time(nil)) : nil,
                                         error: report.failedFolders == 0 ? nil : "\(report.failedFolders) folder(s) failed")
             return report
@@ -218,6 +229,20 @@ public struct IMAPAccountSync: Sendable {
             try? state.recordAccountPass(accountID, completedAt: nil, error: "\(error)")
             throw error
         }
+    }
+
+    /// notmuch's changes since the account's last complete pass (`keywords = "notmuch"`):
+    /// its revision now, and the messages changed after the one noted (all of them the
+    /// first time, or when the database was rebuilt: another UUID).
+    func notmuchChanges(state: StateStore, accountID: AccountID) async throws -> (pass: NotmuchPass, now: Notmuch.Revision)? {
+        guard account.keywords == .notmuch else { return nil }
+        let notmuch = Notmuch(config: account.notmuchConfig, account: account.name)
+        let now = try await notmuch.revision()
+        let noted = try state.notmuchRevision(accountID).flatMap(Notmuch.Revision.init(stored:))
+        let since = noted?.uuid == now.uuid ? noted : nil
+        let changes = try await notmuch.changes(since: since, now: now)
+        Trace.mark("\(account.name): notmuch \(changes.query): \(changes.byFolder.values.reduce(0) { $0 + $1.count }) file(s)")
+        return (NotmuchPass(notmuch: notmuch, changes: changes, scratch: stateDirectory + "/spool"), now)
     }
 
     /// Where the passes meet to carry server moves (`MoveBroker`), when LIST-STATUS shows
@@ -296,7 +321,7 @@ public struct IMAPAccountSync: Sendable {
     }
 
     func worker(session: IMAPSession, queue: WorkQueue, accountID: AccountID, store: MaildirStore,
-                sharedState: StateStore?, broker: MoveBroker?) async -> [FolderReport] {
+                sharedState: StateStore?, broker: MoveBroker?, notmuch: NotmuchPass? = nil) async -> [FolderReport] {
         func failed(_ item: WorkItem, _ error: any Error) async -> FolderReport { await Self.unsynced(item, why: "\(error)", broker: broker) }
         var reports: [FolderReport] = []
         let state: StateStore
@@ -307,6 +332,7 @@ public struct IMAPAccountSync: Sendable {
         var sync = FolderSync(account: account, state: state, accountID: accountID, policy: policy, logger: logger, dryRun: dryRun)
         sync.progress = progress
         sync.broker = broker
+        sync.notmuch = notmuch
         // While a pass makes its downloads durable, the next folder is taken from the queue and
         // its SELECT flight sent: the server answers while the disk works.
         let next = NextFolder()

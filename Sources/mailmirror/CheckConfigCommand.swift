@@ -9,7 +9,18 @@ import Sync
 enum CheckConfigCommand {
     static func run(_ args: Arguments, configuration config: Configuration) async -> Int32 {
         StandardStream.output.write(config.renderResolved())
-        guard args.connect else { return 0 }
+        // keywords = "notmuch" needs the notmuch command and a database: checked without --connect too.
+        var notmuchOK = true
+        for account in config.accounts where account.protocol == .imap && account.keywords == .notmuch {
+            do {
+                let revision = try await Notmuch(config: account.notmuchConfig, account: account.name).revision()
+                StandardStream.output.write("# \(account.name): notmuch database \(revision.uuid), revision \(revision.number)\n")
+            } catch {
+                StandardStream.error.write("mailmirror: error: \(error) (keywords = \"notmuch\"; set keywords = \"maildir\" or \"none\" to do without)\n")
+                notmuchOK = false
+            }
+        }
+        guard args.connect else { return notmuchOK ? 0 : 1 }
         // Accounts are probed in parallel; lines are printed in configuration order.
         let results = await withTaskGroup(of: (Int, String, Bool).self) { group in
             for (index, account) in config.accounts.enumerated() {
@@ -23,7 +34,7 @@ enum CheckConfigCommand {
             return collected.sorted { $0.0 < $1.0 }
         }
         for (_, line, _) in results { StandardStream.output.write(line + "\n") }
-        return results.allSatisfy { $0.2 } ? 0 : 1
+        return results.allSatisfy { $0.2 } && notmuchOK ? 0 : 1
     }
 
     /// One line for one account: `work: ok, imaps host:993, TLSv1.3, IMAP4rev1 IDLE …`.

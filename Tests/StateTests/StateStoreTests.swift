@@ -39,7 +39,7 @@ struct ExpectedFailure: Error {}
             let account = try store.account(named: "work", protocol: "imap")
             _ = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
             try store.db.execute("""
-                DROP TABLE keywords; ALTER TABLE folders DROP COLUMN unstorable_keywords;
+                DROP TABLE keywords; ALTER TABLE folders DROP COLUMN unstorable_keywords; ALTER TABLE accounts DROP COLUMN notmuch_revision;
                 DROP TABLE refused; DROP TABLE unfetchable; DROP TABLE unmirrorable; ALTER TABLE journal DROP COLUMN normalized_size; ALTER TABLE journal DROP COLUMN normalized_digest; ALTER TABLE accounts DROP COLUMN mailbox;
                 ALTER TABLE journal DROP COLUMN uidvalidity; ALTER TABLE journal DROP COLUMN size;
                 ALTER TABLE journal DROP COLUMN message_id; ALTER TABLE journal DROP COLUMN digest;
@@ -75,7 +75,7 @@ struct ExpectedFailure: Error {}
             let account = try store.account(named: "work", protocol: "imap")
             let folder = try store.folder(of: account, remoteName: Array("INBOX".utf8), localName: "INBOX")
             try store.db.execute("""
-                DROP TABLE keywords; ALTER TABLE folders DROP COLUMN unstorable_keywords;
+                DROP TABLE keywords; ALTER TABLE folders DROP COLUMN unstorable_keywords; ALTER TABLE accounts DROP COLUMN notmuch_revision;
                 DROP TABLE unmirrorable; ALTER TABLE journal DROP COLUMN normalized_size; ALTER TABLE journal DROP COLUMN normalized_digest;
                 ALTER TABLE journal DROP COLUMN uidvalidity; ALTER TABLE journal DROP COLUMN size;
                 ALTER TABLE journal DROP COLUMN message_id; ALTER TABLE journal DROP COLUMN digest;

@@ -282,7 +282,7 @@ import TestSupport
             try state.addJournalEntry(JournalEntry(account: account, folder: folder.id, kind: .upload, localName: names[1],
                                                    token: "bbbb1111bbbb1111bbbb1111", uidNextBefore: UID(2), flags: "", created: 1))
             try state.db.execute("""
-                DROP TABLE unmirrorable; DROP TABLE keywords; ALTER TABLE folders DROP COLUMN unstorable_keywords;
+                DROP TABLE unmirrorable; DROP TABLE keywords; ALTER TABLE folders DROP COLUMN unstorable_keywords; ALTER TABLE accounts DROP COLUMN notmuch_revision;
                 ALTER TABLE journal DROP COLUMN normalized_size; ALTER TABLE journal DROP COLUMN normalized_digest;
                 ALTER TABLE journal DROP COLUMN uidvalidity; ALTER TABLE journal DROP COLUMN size;
                 ALTER TABLE journal DROP COLUMN message_id; ALTER TABLE journal DROP COLUMN digest;
