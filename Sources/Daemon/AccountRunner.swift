@@ -47,6 +47,8 @@ public actor AccountRunner {
     private var tasks: [Task<Void, Never>] = []
     private var stopped = false
     private var watcher: MaildirWatcher?
+    /// `keywords = "notmuch"`: the watch on notmuch's database (tags changed).
+    private var tagWatch: DirectoryWatch?
     private var pushSessions: [IMAPSession] = []
     /// IDLE sessions watching now (0 under NOTIFY or while connecting).
     private var idleSessions = 0
@@ -93,6 +95,7 @@ public actor AccountRunner {
         if account.protocol == .imap {
             tasks.append(Task { await self.pushLoop() })
             startWatcher()
+            if account.keywords == .notmuch { tasks.append(Task { await self.watchNotmuch() }) }
         }
     }
 
@@ -103,6 +106,7 @@ public actor AccountRunner {
         for w in firstPassWaiters { w.resume() }
         firstPassWaiters = []
         watcher?.stop()
+        tagWatch?.stop()
         for task in tasks { task.cancel() }
         wake?.resume()
         wake = nil
@@ -323,6 +327,30 @@ public actor AccountRunner {
             request(all: true, reason: "local folders changed")
         } else {
             request(folders: changes.folders, reason: "local change in \(changes.folders.map(FolderNaming.displayName).sorted().joined(separator: ", "))")
+        }
+    }
+
+    /// Tags changed in notmuch touch no Maildir directory: its database directory is
+    /// watched instead (a pass of the folders whose tags changed follows), or, where it
+    /// cannot be found, notmuch's revision is asked for every 5 seconds.
+    private func watchNotmuch() async {
+        let notmuch = Notmuch(config: account.notmuchConfig, account: account.name)
+        if let directory = try? await notmuch.databaseDirectory() {
+            let watch = DirectoryWatch(path: directory) { [weak self] in
+                Task { await self?.request(all: true, reason: "notmuch tags changed") }
+            }
+            if watch.start() {
+                tagWatch = watch
+                return
+            }
+        }
+        logger.warn("cannot watch notmuch's database for tag changes; its revision is checked every 5 s")
+        var last = try? await notmuch.revision()
+        while !stopped && !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(5))
+            let now = try? await notmuch.revision()
+            if let now, now != last { request(all: true, reason: "notmuch tags changed") }
+            last = now ?? last
         }
     }
 

@@ -135,6 +135,21 @@ public struct Notmuch: Sendable {
         }
     }
 
+    /// The directory of the Xapian database (what changes when tags do): `.notmuch/xapian`
+    /// under `database.path`, else notmuch's XDG location for its profile.
+    public func databaseDirectory() async throws -> String? {
+        let root = String(decoding: try await run(["config", "get", "database.path"], what: "config get"), as: UTF8.self)
+            .split(separator: "\n").first.map(String.init) ?? ""
+        var candidates = [root + "/.notmuch/xapian"]
+        let env = { (name: String) in getenv(name).map { String(cString: $0) } }
+        let data = env("XDG_DATA_HOME") ?? ((env("HOME") ?? "") + "/.local/share")
+        candidates.append(data + "/notmuch/" + (env("NOTMUCH_PROFILE") ?? "default") + "/xapian")
+        return candidates.first { path in
+            var st = stat()
+            return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+        }
+    }
+
     /// Indexes new and renamed files (`notmuch new --no-hooks --quiet`: a pre-new hook that
     /// runs mailmirror would wait on this very pass).
     public func index() async throws {
