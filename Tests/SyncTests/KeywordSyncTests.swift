@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 import IMAP
 import Maildir
@@ -193,5 +196,73 @@ import TestSupport
         #expect(third.status == 0, "\(third.standardError)")
         #expect(!third.standardError.contains("cannot keep"), "\(third.standardError)")
         #expect(try localKeywords(a, id: "r1") == ["Todo"])
+    }
+
+    /// `keywords = "none"`: nothing of keywords is mirrored — no `dovecot-keywords`, no
+    /// letters, and a lowercase letter a reader sets stays local.
+    @Test func noneMirrorsNoKeywords() async throws {
+        let a = try SyncAccount(fixture, extra: "keywords = \"none\"")
+        defer { a.dir.remove() }
+        try await a.append("INBOX", [mail("x1")], flags: [.seen, Flag("$Junk")])
+        let first = try await a.sync()
+        #expect(first.status == 0, "\(first.standardError)")
+        let files = a.localMessages("INBOX")
+        #expect(files.count == 1 && files[0].flags == MessageFlags("S"), "\(files.map(\.name))")
+        #expect(access(a.maildir + "/INBOX/dovecot-keywords", F_OK) != 0)
+        try changeLocally(a, id: "x1", add: ["Todo"])
+        try await maildirSettles()
+        let second = try await a.sync()
+        #expect(second.status == 0, "\(second.standardError)")
+        #expect(try await serverFlags(a, id: "x1") == ["\\Seen", "$Junk"])
+    }
+
+    /// Keywords survive the engine's other paths: a move on the server (the file is moved,
+    /// its letters those of the target folder's table), a move here (the server keeps the
+    /// keyword, the target's file gets its letter), and a re-match after the server's
+    /// UIDVALIDITY changed (the local file's keywords win over the restored copy's).
+    @Test func movesAndRematchKeepKeywords() async throws {
+        let a = try SyncAccount(fixture)
+        defer { a.dir.remove() }
+        try await a.append("Archive", [mail("pad")], flags: [Flag("Other")])   // Archive's letter a is "Other"
+        try await a.append("INBOX", [mail("mv1"), mail("mv2")], flags: [Flag("$Junk")])
+        #expect(try await a.sync().status == 0)
+        #expect(try await a.sync().status == 0)
+
+        // Server move INBOX → Archive.
+        let s = try await a.session()
+        _ = try await s.select(MailboxName("INBOX"))
+        let hits = try await s.search([.header("Message-ID", Array("mv1@mailmirror.test".utf8))])
+        _ = try await s.move(hits, to: a.serverFolder("Archive"))
+        await s.logout()
+        let moved = try await a.sync()
+        #expect(moved.status == 0, "\(moved.standardError)")
+        #expect(moved.standardOutput.contains("1 moved here") && !moved.standardOutput.contains("1 down"), "moved, not downloaded: \(moved.standardOutput)")
+        #expect(try localKeywords(a, id: "mv1", folder: "Archive") == ["$Junk"])
+        #expect(try await serverFlags(a, id: "mv1", folder: "Archive") == ["$Junk"])
+
+        // Local move INBOX → Archive (a reader renames the file across folders as it is).
+        let store = MaildirStore(root: a.maildir, layout: .fs)
+        let inbox = store.folder(["INBOX"]), archive = store.folder(["Archive"])
+        let file = try #require(try inbox.scan().messages.first { String(decoding: readBytes(inbox.filePath(of: $0)) ?? [], as: UTF8.self).contains("<mv2@") })
+        #expect(rename(inbox.filePath(of: file), archive.path + "/cur/" + file.fileName) == 0)
+        try await maildirSettles()
+        let local = try await a.sync()
+        #expect(local.status == 0, "\(local.standardError)")
+        #expect(try await serverFlags(a, id: "mv2", folder: "Archive").contains("$Junk"), "the move takes no keyword away")
+        try await maildirSettles()
+        #expect(try await a.sync().status == 0)
+        #expect(try localKeywords(a, id: "mv2", folder: "Archive").contains("$Junk"))
+
+        // The Archive folder recreated on the server (new UIDVALIDITY) without keywords.
+        let s2 = try await a.session()
+        try await s2.delete(a.serverFolder("Archive"))
+        await s2.logout()
+        try await a.append("Archive", [mail("pad"), mail("mv1"), mail("mv2")])
+        let rematched = try await a.sync()
+        #expect(rematched.status == 0, "\(rematched.standardError)")
+        #expect(rematched.standardError.contains("UIDVALIDITY changed"), "\(rematched.standardError)")
+        #expect(try await serverFlags(a, id: "mv1", folder: "Archive") == ["$Junk"], "the file's keyword goes back up")
+        #expect(try await serverFlags(a, id: "pad", folder: "Archive") == ["Other"])
+        #expect(a.localMessages("Archive").count == 3, "nothing copied twice")
     }
 }
