@@ -335,22 +335,25 @@ public actor AccountRunner {
     /// cannot be found, notmuch's revision is asked for every 5 seconds.
     private func watchNotmuch() async {
         let notmuch = Notmuch(config: account.notmuchConfig, account: account.name)
+        let seen = RevisionSeen(try? await notmuch.revision())
+        // A write is a change of tags only if the revision moved (`notmuch new` rewrites
+        // the database's files when nothing changed, and every pass runs it).
+        @Sendable func check() async {
+            let now = try? await notmuch.revision()
+            if let now, await seen.changed(to: now) { await self.request(all: true, reason: "notmuch tags changed") }
+        }
         if let directory = try? await notmuch.databaseDirectory() {
-            let watch = DirectoryWatch(path: directory) { [weak self] in
-                Task { await self?.request(all: true, reason: "notmuch tags changed") }
-            }
+            // Xapian's lock file is touched by every reader that locks, also when nothing changed.
+            let watch = DirectoryWatch(path: directory, ignoring: ["flintlock"]) { Task { await check() } }
             if watch.start() {
                 tagWatch = watch
                 return
             }
         }
         logger.warn("cannot watch notmuch's database for tag changes; its revision is checked every 5 s")
-        var last = try? await notmuch.revision()
         while !stopped && !Task.isCancelled {
             try? await Task.sleep(for: .seconds(5))
-            let now = try? await notmuch.revision()
-            if let now, now != last { request(all: true, reason: "notmuch tags changed") }
-            last = now ?? last
+            await check()
         }
     }
 
@@ -557,5 +560,17 @@ enum FSCheck {
     static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+}
+
+/// The last notmuch revision the daemon's watch saw.
+actor RevisionSeen {
+    private var last: Notmuch.Revision?
+    init(_ revision: Notmuch.Revision?) { last = revision }
+
+    /// Whether `now` differs from the last one seen (which it becomes).
+    func changed(to now: Notmuch.Revision) -> Bool {
+        defer { last = now }
+        return now != last
     }
 }

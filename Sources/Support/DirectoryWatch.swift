@@ -14,8 +14,12 @@ public final class DirectoryWatch: @unchecked Sendable {   // state touched on `
     private var source: DispatchSourceRead?
     private var timer: DispatchSourceTimer?
 
-    public init(path: String, quietPeriod: Double = 0.2, handler: @escaping @Sendable () -> Void) {
+    /// Files whose events do not count (a lock file every reader and writer touches).
+    private let ignoring: Set<String>
+
+    public init(path: String, quietPeriod: Double = 0.2, ignoring: Set<String> = [], handler: @escaping @Sendable () -> Void) {
         self.path = path
+        self.ignoring = ignoring
         self.quietPeriod = quietPeriod
         self.handler = handler
     }
@@ -33,10 +37,23 @@ public final class DirectoryWatch: @unchecked Sendable {   // state touched on `
         }
         let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: queue)
         let timer = DispatchSource.makeTimerSource(queue: queue)
+        let ignoring = ignoring
         source.setEventHandler { [weak self] in
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            while read(fd, &buffer, buffer.count) > 0 {}   // the events themselves do not matter
-            self?.timer?.schedule(deadline: .now() + (self?.quietPeriod ?? 0.2))
+            var buffer = [UInt8](repeating: 0, count: 8192)
+            var counts = false
+            while true {
+                let n = read(fd, &buffer, buffer.count)
+                if n <= 0 { break }
+                // struct inotify_event: wd, mask, cookie, len (4 bytes each), then the name.
+                var at = 0
+                while at + 16 <= n {
+                    let len = Int(buffer[at + 12]) | Int(buffer[at + 13]) << 8 | Int(buffer[at + 14]) << 16 | Int(buffer[at + 15]) << 24
+                    let name = String(decoding: buffer[(at + 16)..<min(n, at + 16 + len)].prefix { $0 != 0 }, as: UTF8.self)
+                    if !ignoring.contains(name) { counts = true }
+                    at += 16 + len
+                }
+            }
+            if counts { self?.timer?.schedule(deadline: .now() + (self?.quietPeriod ?? 0.2)) }
         }
         source.setCancelHandler { close(fd) }
         timer.setEventHandler { [weak self] in

@@ -248,6 +248,19 @@ struct FolderSync {
         let movedHere = try await claimArrivals(&plan, farMessages: farMessages, far: far, near: near, record: record, log: log)
         report.movedHere = movedHere.count
         Trace.mark("\(name): claimed \(movedHere.count)")
+        // notmuch: tag changes of existing messages go first, before this pass renames any
+        // file (notmuch indexed them at the start of the account pass: with synchronize_flags
+        // `notmuch tag` rewrites file names from the tags it holds).
+        if let notmuch {
+            var tagChanges: [Notmuch.TagChange] = []
+            let changed = notmuch.changes.changes(in: near.folder)
+            for change in plan.localTags {
+                guard let id = changed?[change.localName]?.id ?? messageID(near, change.localName) else { continue }
+                tagChanges.append(.init(id: id, add: keywords.tagNames(of: change.flags.subtracting(change.was)),
+                                        remove: keywords.tagNames(of: change.was.subtracting(change.flags))))
+            }
+            try await notmuch.notmuch.tag(tagChanges, scratch: notmuch.scratch)
+        }
         // Flags and deletions: idempotent, so a crash in between is settled by the next plan.
         try await near.apply(plan.localFlags.compactMap { change in
             guard let current = local.flags(of: change.localName) else { return nil }
@@ -274,16 +287,6 @@ struct FolderSync {
             let before = plan.downloads.count
             plan.downloads.removeAll { troubled[$0]?.failed == true }
             report.unfetchable = before - plan.downloads.count
-        }
-        // notmuch: tags to set once the files are indexed (changed ones, then downloads').
-        var tagChanges: [Notmuch.TagChange] = []
-        if let notmuch {
-            let changed = notmuch.changes.changes(in: near.folder)
-            for change in plan.localTags {
-                guard let id = changed?[change.localName]?.id ?? messageID(near, change.localName) else { continue }
-                tagChanges.append(.init(id: id, add: keywords.tagNames(of: change.flags.subtracting(change.was)),
-                                        remove: keywords.tagNames(of: change.was.subtracting(change.flags))))
-            }
         }
         var taggedDownloads: [(name: String, codes: MessageFlags)] = []
         // The names of the new files are only needed to check the folder by listing it again,
@@ -323,13 +326,13 @@ struct FolderSync {
         }
 
         if let notmuch {
+            var tagChanges: [Notmuch.TagChange] = []
             for (file, codes) in taggedDownloads {
                 if let id = messageID(near, file) { tagChanges.append(.init(id: id, add: keywords.tagNames(of: codes), remove: [])) }
             }
             if tagChanges.contains(where: { !$0.add.isEmpty || !$0.remove.isEmpty }) {
-                // Indexed first: the downloads become messages, and renames made here reach
-                // notmuch before `notmuch tag` (with synchronize_flags) rewrites file names
-                // from the tags it holds.
+                // Indexed first: the downloads become messages (and renames made here reach
+                // notmuch before `notmuch tag` rewrites file names from the tags it holds).
                 try await notmuch.notmuch.index()
                 try await notmuch.notmuch.tag(tagChanges, scratch: notmuch.scratch)
             }

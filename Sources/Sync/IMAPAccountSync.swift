@@ -237,6 +237,10 @@ public struct IMAPAccountSync: Sendable {
     func notmuchChanges(state: StateStore, accountID: AccountID) async throws -> (pass: NotmuchPass, now: Notmuch.Revision)? {
         guard account.keywords == .notmuch else { return nil }
         let notmuch = Notmuch(config: account.notmuchConfig, account: account.name)
+        // Files renamed or added since notmuch last looked are indexed first: `show` opens
+        // every file it reports (a stale name is an error), and the tags set below must not
+        // be applied over file names notmuch does not know yet.
+        if !dryRun { try await notmuch.index() }
         let now = try await notmuch.revision()
         let noted = try state.notmuchRevision(accountID).flatMap(Notmuch.Revision.init(stored:))
         let since = noted?.uuid == now.uuid ? noted : nil

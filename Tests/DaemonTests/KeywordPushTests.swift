@@ -92,5 +92,12 @@ import TestSupport
         print("keywords: server → notmuch tag \(down.map { "\(Int($0 * 1000)) ms" } ?? "timed out")")
         #expect(down != nil, "a keyword removed on the server leaves notmuch within 15 s")
         await s.logout()
+
+        // Its own tagging and indexing asks for one more pass at most: no loop of passes.
+        try await Task.sleep(for: .seconds(2))
+        func requested() -> Int { (readFile(daemon.log) ?? "").split(separator: "\n").filter { $0.contains("notmuch tags changed") }.count }
+        let settled = requested()
+        try await Task.sleep(for: .seconds(3))
+        #expect(requested() == settled, "no pass asked for while nothing changes: \(settled) → \(requested())")
     }
 }

@@ -141,6 +141,19 @@ import TestSupport
         // Settled: nothing more to carry.
         let quiet = try await t.sync()
         #expect(quiet.status == 0 && !quiet.standardOutput.contains("flag"), "\(quiet.standardOutput)")
+
+        // A reader renames a file (a flag) and notmuch has not looked since: the pass indexes
+        // first (notmuch's `show` opens every file it reports), and the flag goes up.
+        let inbox = MaildirStore(root: t.a.maildir, layout: .fs).folder(["INBOX"])
+        let file = try #require(try inbox.scan().messages.first { String(decoding: readBytes(inbox.filePath(of: $0)) ?? [], as: UTF8.self).contains("<n3@") })
+        _ = try inbox.setFlags(file, to: file.flags.union(MessageFlags("F")))
+        #expect(try await t.nm(["tag", "+renamed", "--", "id:n3@mailmirror.test"]).status == 0)
+        try await maildirSettles()
+        let renamed = try await t.sync()
+        #expect(renamed.status == 0, "\(renamed.standardError)")
+        for (_, m) in try await t.a.serverMessages("INBOX") where String(decoding: m.body, as: UTF8.self).contains("<n3@") {
+            #expect(m.flags.contains(.flagged) && m.flags.contains(Flag("renamed")), "\(m.flags)")
+        }
     }
 
     /// Without notmuch (or its database) `check-config` says so and fails.
